@@ -1,0 +1,108 @@
+//! `arcana-bench`: load benchmarks of the API's hot paths through the real runner.
+//!
+//! For each endpoint it also starts a bare hyper server on 127.0.0.1 answering the
+//! very same bytes, and loads both alternately (baseline, runner, baseline, runner...)
+//! in the same run, so the reported ratio cancels out most of the noise of a shared
+//! machine. All traffic goes to 127.0.0.1 and every run is bounded in time.
+
+mod load;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arcana_tests::{Runner, client};
+use bytes::Bytes;
+use clap::Parser;
+use serde_json::json;
+
+/// Benchmark options.
+#[derive(Parser)]
+struct Args {
+    /// Seconds per measurement round.
+    #[arg(long, default_value_t = 3)]
+    secs: u64,
+    /// Rounds per target (alternating baseline and runner).
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 8)]
+    connections: usize,
+    /// Write results as JSON here.
+    #[arg(long, default_value = "target/bench/api.json")]
+    out: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let runner = Runner::start();
+    let http = client();
+    http.post(runner.at("/api/auth/register"))
+        .json(&json!({"username": "bench", "password": "bench password"}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let token: serde_json::Value = http
+        .post(runner.at("/api/auth/login"))
+        .json(&json!({"username": "bench", "password": "bench password"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let auth = format!("Bearer {}", token["access_token"].as_str().unwrap_or_default());
+
+    let mut results = Vec::new();
+    for (name, path, header) in [
+        ("GET /api/health", "/api/health", None),
+        ("GET /api/auth/me", "/api/auth/me", Some(auth.clone())),
+    ] {
+        // The baseline answers exactly what the runner answered.
+        let mut req = http.get(runner.at(path));
+        if let Some(h) = &header {
+            req = req.header("authorization", h);
+        }
+        let body = req.send().await?.bytes().await?;
+        let baseline = load::bare_server(Bytes::from(body.to_vec())).await?;
+        let runner_addr = runner.url.trim_start_matches("http://").parse()?;
+        let target = load::Target {
+            path: path.to_string(),
+            authorization: header.clone(),
+        };
+        let target = Arc::new(target);
+        let mut base_stats = load::Stats::default();
+        let mut run_stats = load::Stats::default();
+        for _ in 0..args.rounds {
+            base_stats.merge(load::run(baseline, target.clone(), args.connections, Duration::from_secs(args.secs)).await?);
+            run_stats.merge(load::run(runner_addr, target.clone(), args.connections, Duration::from_secs(args.secs)).await?);
+        }
+        let row = json!({
+            "endpoint": name,
+            "baseline_rps": base_stats.rps(),
+            "runner_rps": run_stats.rps(),
+            "throughput_ratio": run_stats.rps() / base_stats.rps(),
+            "baseline_p50_ms": base_stats.percentile(50.0),
+            "runner_p50_ms": run_stats.percentile(50.0),
+            "baseline_p99_ms": base_stats.percentile(99.0),
+            "runner_p99_ms": run_stats.percentile(99.0),
+            "p50_ratio": run_stats.percentile(50.0) / base_stats.percentile(50.0),
+            "errors": run_stats.errors + base_stats.errors,
+        });
+        println!(
+            "{name:<18} runner {:>8.0} req/s p50 {:>6.2} ms p99 {:>6.2} ms | bare hyper {:>8.0} req/s p50 {:>6.2} ms | throughput ratio {:.3}, p50 ratio {:.1}x",
+            run_stats.rps(),
+            run_stats.percentile(50.0),
+            run_stats.percentile(99.0),
+            base_stats.rps(),
+            base_stats.percentile(50.0),
+            run_stats.rps() / base_stats.rps(),
+            run_stats.percentile(50.0) / base_stats.percentile(50.0),
+        );
+        results.push(row);
+    }
+    if let Some(dir) = std::path::Path::new(&args.out).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&results)?)?;
+    println!("results written to {}", args.out);
+    Ok(())
+}

@@ -1,0 +1,13 @@
+//! Spin component `system`: health and the OpenAPI document.
+//! Routing and logic live in `arcana_core::api::system`; this crate only binds them to Spin.
+
+// `#[http_component]` generates the component's export glue, which needs `unsafe`.
+#![allow(unsafe_code)]
+
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
+use spin_sdk::http_component;
+
+#[http_component]
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    arcana_spin::serve(arcana_core::api::system::ROUTES, req, out).await;
+}

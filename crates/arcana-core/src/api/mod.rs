@@ -1,0 +1,149 @@
+//! The HTTP API: one module per component, a shared dispatcher, and the OpenAPI document.
+//!
+//! Each component's crate is a thin shell that turns a Spin request into an
+//! [`ApiRequest`], calls [`serve`] with its route table, and writes the answer back.
+//! The dispatcher applies the conventions every endpoint shares: problem+json errors
+//! with a request id, 404 for unknown paths, 405 with `Allow`, CORS for the dashboard.
+
+pub mod admin;
+pub mod auth;
+pub mod openapi;
+pub mod system;
+
+use crate::db::Db;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{ApiRequest, ApiResponse, PathParams, match_template};
+use crate::settings::{Settings, Vars};
+
+/// What a handler gets besides the request.
+pub struct Ctx<'a> {
+    pub db: &'a dyn Db,
+    pub settings: &'a Settings,
+    pub request_id: &'a str,
+}
+
+/// A handler function.
+pub type Handler = fn(&Ctx<'_>, &ApiRequest, &PathParams) -> ApiResult<ApiResponse>;
+
+/// One endpoint: method, OpenAPI-style path template and handler.
+#[derive(Clone, Copy)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub handler: Handler,
+}
+
+/// Shorthand for route tables.
+pub const fn route(method: &'static str, path: &'static str, handler: Handler) -> Route {
+    Route { method, path, handler }
+}
+
+/// The request id: the caller's `x-request-id` when sane, else a new UUID.
+pub fn request_id(req: &ApiRequest) -> String {
+    req.header_value("x-request-id")
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Handles one request against a component's route table.
+pub fn serve(routes: &[Route], db: &dyn Db, vars: &dyn Vars, req: &ApiRequest) -> ApiResponse {
+    match Settings::load(vars) {
+        Ok(settings) => serve_with_settings(routes, db, &settings, req),
+        Err(e) => ApiResponse::problem(&e, Some(&request_id(req))),
+    }
+}
+
+/// [`serve`] with settings already loaded (the host needed them to limit the body).
+pub fn serve_with_settings(routes: &[Route], db: &dyn Db, settings: &Settings, req: &ApiRequest) -> ApiResponse {
+    let request_id = request_id(req);
+    let mut response = if req.method == "OPTIONS" && req.header_value("access-control-request-method").is_some() {
+        preflight(routes, settings, req)
+    } else {
+        let ctx = Ctx {
+            db,
+            settings,
+            request_id: &request_id,
+        };
+        match dispatch(routes, &ctx, req) {
+            Ok(resp) => resp,
+            Err(e) => {
+                if e.status >= 500 {
+                    tracing::error!(request_id = %request_id, code = e.code, "request failed");
+                }
+                ApiResponse::problem(&e, Some(&request_id))
+            }
+        }
+    };
+    add_cors(&mut response, settings, req);
+    response.headers.push(("x-request-id".into(), request_id));
+    response
+}
+
+/// Finds the route for the request and runs it.
+fn dispatch(routes: &[Route], ctx: &Ctx<'_>, req: &ApiRequest) -> ApiResult<ApiResponse> {
+    let mut allowed = Vec::new();
+    for r in routes {
+        if let Some(params) = match_template(r.path, &req.path) {
+            if r.method == req.method || (req.method == "HEAD" && r.method == "GET") {
+                return (r.handler)(ctx, req, &params);
+            }
+            allowed.push(r.method);
+        }
+    }
+    if allowed.is_empty() {
+        return Err(ApiError::new(404, "route_not_found", format!("No endpoint at {}.", req.path)));
+    }
+    allowed.sort_unstable();
+    allowed.dedup();
+    Err(ApiError::new(405, "method_not_allowed", format!("Use one of: {}.", allowed.join(", ")))
+        .with_header("allow", allowed.join(", ")))
+}
+
+/// The allowed origin to echo, if the request's `Origin` is on the list.
+fn allowed_origin<'a>(settings: &Settings, req: &'a ApiRequest) -> Option<&'a str> {
+    let origin = req.header_value("origin")?;
+    settings
+        .cors_origins
+        .iter()
+        .any(|o| o == "*" || o == origin)
+        .then_some(origin)
+}
+
+fn add_cors(resp: &mut ApiResponse, settings: &Settings, req: &ApiRequest) {
+    if let Some(origin) = allowed_origin(settings, req) {
+        resp.headers.push(("access-control-allow-origin".into(), origin.to_string()));
+        resp.headers.push(("access-control-expose-headers".into(), "x-request-id, retry-after".into()));
+        resp.headers.push(("vary".into(), "origin".into()));
+    }
+}
+
+/// Answers a CORS preflight: the methods the path supports, for allowed origins only.
+fn preflight(routes: &[Route], settings: &Settings, req: &ApiRequest) -> ApiResponse {
+    let mut resp = ApiResponse::no_content();
+    if allowed_origin(settings, req).is_none() {
+        return resp;
+    }
+    let mut methods: Vec<&str> = routes
+        .iter()
+        .filter(|r| match_template(r.path, &req.path).is_some())
+        .map(|r| r.method)
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    resp.headers.push(("access-control-allow-methods".into(), methods.join(", ")));
+    resp.headers.push((
+        "access-control-allow-headers".into(),
+        "authorization, content-type, x-request-id".into(),
+    ));
+    resp.headers.push(("access-control-max-age".into(), "600".into()));
+    resp
+}
+
+/// Every route of every component, for the OpenAPI completeness test.
+pub fn all_routes() -> Vec<Route> {
+    let mut all = Vec::new();
+    all.extend_from_slice(auth::ROUTES);
+    all.extend_from_slice(system::ROUTES);
+    all
+}

@@ -1,0 +1,31 @@
+//! Arcana's domain logic, shared by every Spin component and testable natively.
+//!
+//! Nothing here performs I/O itself: the database is reached through the [`db::Db`]
+//! trait and configuration through [`settings::Vars`], which each host implements
+//! (Spin's SQLite and variables in components; libSQL in native tests). So the same
+//! handlers run unchanged in a wasm component and in a `cargo test`.
+//!
+//! # Layout
+//! - [`http`]: a runtime-neutral request/response and the route table type.
+//! - [`error`]: the one error type of the API, rendered as RFC 9457 problem+json.
+//! - [`db`]: the `Db` trait, SQL values and row decoding.
+//! - [`settings`]: configuration read from Spin variables.
+//! - [`auth`]: passwords, tokens, permissions and the login throttle.
+//! - [`users`]: the users table.
+//! - [`api`]: the endpoints, one module per component, and the OpenAPI document.
+//! - [`migrations`]: the numbered SQL files, embedded for native hosts.
+
+pub mod api;
+pub mod auth;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod migrations;
+pub mod pagination;
+pub mod settings;
+pub mod time;
+pub mod users;
+pub mod validate;
+
+/// The version reported by health and status endpoints.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,77 @@
+//! Configuration read from Spin variables (declared in `spin.toml`, set with
+//! `SPIN_VARIABLE_<NAME>` or the platform's variable provider).
+
+use crate::error::ApiError;
+
+/// Where variables come from: `spin_sdk::variables` in components, a map in tests.
+pub trait Vars {
+    /// The variable's value, or `None` when the component does not define it.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+impl Vars for std::collections::HashMap<&'static str, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        std::collections::HashMap::get(self, name).cloned()
+    }
+}
+
+/// Settings shared by all components.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// HMAC key for access tokens (at least 32 bytes).
+    pub jwt_secret: Vec<u8>,
+    /// Access-token lifetime in seconds.
+    pub token_ttl_secs: i64,
+    /// Whether anyone may register after the first (admin) user.
+    pub allow_signup: bool,
+    /// Browser origins allowed by CORS (exact match; `*` allows any).
+    pub cors_origins: Vec<String>,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Smallest accepted JWT secret.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+impl Settings {
+    /// Reads every setting; a missing or weak secret is a 500 with a clear log line
+    /// (a deployment error, not a client error).
+    pub fn load(vars: &dyn Vars) -> Result<Settings, ApiError> {
+        let jwt_secret = vars.get("jwt_secret").unwrap_or_default().into_bytes();
+        if jwt_secret.len() < MIN_SECRET_BYTES {
+            return Err(ApiError::internal(format!(
+                "variable jwt_secret must be at least {MIN_SECRET_BYTES} bytes (set SPIN_VARIABLE_JWT_SECRET)"
+            )));
+        }
+        Ok(Settings {
+            jwt_secret,
+            token_ttl_secs: parse_or(vars, "access_token_ttl_secs", 3600).clamp(60, 30 * 86400),
+            allow_signup: vars.get("allow_signup").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            cors_origins: vars
+                .get("cors_allowed_origins")
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().trim_end_matches('/').to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            max_body_bytes: parse_or(vars, "max_body_bytes", 1 << 20).clamp(1024, 64 << 20) as usize,
+        })
+    }
+
+    /// Settings for unit tests.
+    pub fn for_tests() -> Settings {
+        Settings {
+            jwt_secret: b"test-secret-test-secret-test-secret!!".to_vec(),
+            token_ttl_secs: 3600,
+            allow_signup: false,
+            cors_origins: vec!["http://localhost:5173".into()],
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+fn parse_or(vars: &dyn Vars, name: &str, default: i64) -> i64 {
+    vars.get(name)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}

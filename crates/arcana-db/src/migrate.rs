@@ -1,0 +1,247 @@
+//! Numbered plain-SQL migrations, applied once each and tracked in a table.
+//!
+//! Files are named `NNNN_description.sql`. Each is applied inside one transaction
+//! together with its row in `_arcana_migrations`, so a failing file leaves the database
+//! exactly as it was. The SHA-256 of every applied file is recorded: editing a file that
+//! was already applied is refused, because the databases it already ran on would silently
+//! differ from new ones.
+
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+/// One migration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// The number at the start of the file name; applied in ascending order.
+    pub version: i64,
+    /// The file name without the `.sql` suffix.
+    pub name: String,
+    /// The SQL text.
+    pub sql: String,
+}
+
+impl Migration {
+    /// Builds a migration from a file name such as `0001_users.sql` and its text.
+    pub fn from_file_name(file_name: &str, sql: impl Into<String>) -> Result<Self, MigrationError> {
+        let stem = file_name
+            .strip_suffix(".sql")
+            .ok_or_else(|| MigrationError::BadName(file_name.to_string()))?;
+        let digits: String = stem.chars().take_while(char::is_ascii_digit).collect();
+        let version = digits
+            .parse::<i64>()
+            .map_err(|_| MigrationError::BadName(file_name.to_string()))?;
+        Ok(Migration {
+            version,
+            name: stem.to_string(),
+            sql: sql.into(),
+        })
+    }
+
+    /// Hex SHA-256 of the SQL text, recorded when applied.
+    pub fn checksum(&self) -> String {
+        hex::encode(Sha256::digest(self.sql.as_bytes()))
+    }
+}
+
+/// Why migrations could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    /// A file in the migrations folder is not named `NNNN_name.sql`.
+    #[error("migration file {0:?} must be named NNNN_description.sql")]
+    BadName(String),
+    /// Two files share a number.
+    #[error("two migrations have version {0}")]
+    DuplicateVersion(i64),
+    /// An applied migration's file changed afterwards.
+    #[error("migration {0} was edited after it was applied; add a new migration instead")]
+    Edited(String),
+    /// The folder could not be read.
+    #[error("cannot read migrations from {path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    /// A statement failed; the migration was rolled back.
+    #[error("migration {name} failed and was rolled back: {source}")]
+    Failed {
+        name: String,
+        source: libsql::Error,
+    },
+    /// The tracking table could not be read or written.
+    #[error("database error: {0}")]
+    Database(#[from] libsql::Error),
+}
+
+/// Reads every `*.sql` file in `dir`, sorted by version.
+pub fn load_migrations_dir(dir: &Path) -> Result<Vec<Migration>, MigrationError> {
+    let io = |source| MigrationError::Io {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut migrations = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.ends_with(".sql") {
+            continue;
+        }
+        let sql = std::fs::read_to_string(entry.path()).map_err(io)?;
+        migrations.push(Migration::from_file_name(&name, sql)?);
+    }
+    sort_and_check(migrations)
+}
+
+/// Sorts by version and refuses duplicates.
+pub fn sort_and_check(mut migrations: Vec<Migration>) -> Result<Vec<Migration>, MigrationError> {
+    migrations.sort_by_key(|m| m.version);
+    for pair in migrations.windows(2) {
+        if pair[0].version == pair[1].version {
+            return Err(MigrationError::DuplicateVersion(pair[0].version));
+        }
+    }
+    Ok(migrations)
+}
+
+const TRACKING_TABLE: &str = "CREATE TABLE IF NOT EXISTS _arcana_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    checksum TEXT NOT NULL,
+    applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+)";
+
+/// Applies every migration not yet recorded; returns the names applied now.
+/// Re-running is a no-op. Safe against a second process migrating at the same time:
+/// each migration re-checks the tracking table inside its own write transaction.
+pub async fn apply_migrations(
+    conn: &libsql::Connection,
+    migrations: &[Migration],
+) -> Result<Vec<String>, MigrationError> {
+    conn.execute(TRACKING_TABLE, ()).await?;
+    let mut applied_now = Vec::new();
+    for migration in migrations {
+        // BEGIN IMMEDIATE takes the write lock first, so two processes cannot both apply.
+        conn.execute("BEGIN IMMEDIATE", ()).await?;
+        match apply_one(conn, migration).await {
+            Ok(true) => {
+                conn.execute("COMMIT", ()).await?;
+                tracing::info!(migration = %migration.name, "applied migration");
+                applied_now.push(migration.name.clone());
+            }
+            Ok(false) => {
+                conn.execute("COMMIT", ()).await?;
+            }
+            Err(e) => {
+                if !conn.is_autocommit() {
+                    let _ = conn.execute("ROLLBACK", ()).await;
+                }
+                return Err(e);
+            }
+        }
+    }
+    Ok(applied_now)
+}
+
+/// Applies one migration inside the caller's transaction; `false` when already applied.
+async fn apply_one(conn: &libsql::Connection, migration: &Migration) -> Result<bool, MigrationError> {
+    let mut rows = conn
+        .query(
+            "SELECT checksum FROM _arcana_migrations WHERE version = ?1",
+            [migration.version],
+        )
+        .await?;
+    if let Some(row) = rows.next().await? {
+        let recorded: String = row.get(0)?;
+        if recorded != migration.checksum() {
+            return Err(MigrationError::Edited(migration.name.clone()));
+        }
+        return Ok(false);
+    }
+    drop(rows);
+    conn.execute_batch(&migration.sql)
+        .await
+        .map_err(|source| MigrationError::Failed {
+            name: migration.name.clone(),
+            source,
+        })?;
+    conn.execute(
+        "INSERT INTO _arcana_migrations (version, name, checksum) VALUES (?1, ?2, ?3)",
+        libsql::params![migration.version, migration.name.clone(), migration.checksum()],
+    )
+    .await?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::DatabaseConfig;
+
+    async fn temp_db() -> (tempfile::TempDir, libsql::Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let config = DatabaseConfig::Local {
+            path: dir.path().join("t.db"),
+        };
+        let db = config.open().await.unwrap();
+        let conn = db.connect().unwrap();
+        (dir, conn)
+    }
+
+    fn m(name: &str, sql: &str) -> Migration {
+        Migration::from_file_name(name, sql).unwrap()
+    }
+
+    async fn count(conn: &libsql::Connection, sql: &str) -> i64 {
+        let mut rows = conn.query(sql, ()).await.unwrap();
+        rows.next().await.unwrap().unwrap().get(0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn rerunning_applies_nothing() {
+        let (_d, conn) = temp_db().await;
+        let all = vec![m("0001_a.sql", "CREATE TABLE a (x INTEGER);")];
+        assert_eq!(apply_migrations(&conn, &all).await.unwrap(), vec!["0001_a"]);
+        assert!(apply_migrations(&conn, &all).await.unwrap().is_empty());
+        assert_eq!(count(&conn, "SELECT count(*) FROM _arcana_migrations").await, 1);
+    }
+
+    #[tokio::test]
+    async fn failed_migration_leaves_database_unchanged() {
+        let (_d, conn) = temp_db().await;
+        let all = vec![
+            m("0001_a.sql", "CREATE TABLE a (x INTEGER);"),
+            m(
+                "0002_b.sql",
+                "CREATE TABLE b (x INTEGER); INSERT INTO a VALUES (1); SELECT * FROM nope;",
+            ),
+        ];
+        let err = apply_migrations(&conn, &all).await.unwrap_err();
+        assert!(matches!(err, MigrationError::Failed { .. }), "{err}");
+        assert_eq!(count(&conn, "SELECT count(*) FROM a").await, 0);
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM sqlite_master WHERE name = 'b'").await,
+            0
+        );
+        assert_eq!(count(&conn, "SELECT max(version) FROM _arcana_migrations").await, 1);
+    }
+
+    #[tokio::test]
+    async fn edited_migration_is_refused() {
+        let (_d, conn) = temp_db().await;
+        apply_migrations(&conn, &[m("0001_a.sql", "CREATE TABLE a (x INTEGER);")])
+            .await
+            .unwrap();
+        let err = apply_migrations(&conn, &[m("0001_a.sql", "CREATE TABLE a (y TEXT);")])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, MigrationError::Edited(_)), "{err}");
+    }
+
+    #[test]
+    fn names_and_duplicates_are_checked() {
+        assert!(Migration::from_file_name("users.sql", "").is_err());
+        assert!(Migration::from_file_name("0001_users.txt", "").is_err());
+        let dup = sort_and_check(vec![m("0002_a.sql", ""), m("0002_b.sql", "")]);
+        assert!(matches!(dup, Err(MigrationError::DuplicateVersion(2))));
+    }
+}

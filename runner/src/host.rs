@@ -1,0 +1,262 @@
+//! Per-request store state and the Spin host interfaces (`fermyon:spin/sqlite@2.0.0`,
+//! `fermyon:spin/variables@2.0.0`) implemented for it.
+//!
+//! Errors go back to the guest as WIT values (`no-such-database`, `io(...)`), never as
+//! traps: a trap is reserved for bugs in the guest.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arcana_db::{Pool, PooledConnection};
+use wasmtime::component::{HasData, Resource, ResourceTable};
+use wasmtime::{ResourceLimiter, StoreLimits};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::outbound::OutboundPolicy;
+
+wasmtime::component::bindgen!({
+    path: "wit",
+    world: "runner-host",
+    imports: { default: async | trappable },
+    with: {
+        "fermyon:spin/sqlite.connection": SqliteConnection,
+    },
+});
+
+use fermyon::spin::sqlite as wit_sqlite;
+use fermyon::spin::variables as wit_variables;
+
+/// What one component may reach: its databases, variables and outbound hosts.
+/// Built once at start-up and shared by every request to that component.
+#[derive(Clone)]
+pub struct ComponentCapabilities {
+    pub id: String,
+    /// Database label → pool, only for labels listed in the component's `sqlite_databases`.
+    pub databases: BTreeMap<String, Pool>,
+    /// Labels that exist in the app but were not granted to this component.
+    pub known_databases: Vec<String>,
+    pub variables: Arc<BTreeMap<String, String>>,
+    pub outbound: Arc<OutboundPolicy>,
+}
+
+/// The `T` of each request's `Store<T>`.
+pub struct HostState {
+    pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
+    pub table: ResourceTable,
+    pub hooks: OutboundHooks,
+    pub limits: StoreLimits,
+    pub caps: ComponentCapabilities,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+impl HostState {
+    /// The memory limiter, installed with `Store::limiter`.
+    pub fn limiter(&mut self) -> &mut dyn ResourceLimiter {
+        &mut self.limits
+    }
+}
+
+/// `wasi:http` hooks enforcing the component's `allowed_outbound_hosts`.
+pub struct OutboundHooks {
+    pub component: String,
+    pub policy: Arc<OutboundPolicy>,
+}
+
+impl wasmtime_wasi_http::WasiHttpHooks for OutboundHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        if !self.policy.allows_uri(request.uri()) {
+            tracing::warn!(
+                component = %self.component,
+                uri = %redact_uri(request.uri()),
+                "outbound request denied: host not in allowed_outbound_hosts"
+            );
+            return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
+        }
+        let _ = fut;
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                res.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+/// Scheme, host and port only: query strings can carry keys.
+fn redact_uri(uri: &http::Uri) -> String {
+    format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or("?"),
+        uri.authority().map(|a| a.as_str()).unwrap_or("?")
+    )
+}
+
+/// A guest's open database. The pooled connection is borrowed only while a statement
+/// runs or a transaction is open, so a long streaming request does not hold one.
+pub struct SqliteConnection {
+    pool: Pool,
+    pinned: Option<PooledConnection>,
+}
+
+/// Marker for `add_to_linker`: the host traits are implemented on `HostState` itself.
+pub struct SpinHost;
+
+impl HasData for SpinHost {
+    type Data<'a> = &'a mut HostState;
+}
+
+/// Adds the Spin interfaces to a linker.
+pub fn add_to_linker(linker: &mut wasmtime::component::Linker<HostState>) -> wasmtime::Result<()> {
+    wit_sqlite::add_to_linker::<HostState, SpinHost>(linker, |s| s)?;
+    wit_variables::add_to_linker::<HostState, SpinHost>(linker, |s| s)?;
+    Ok(())
+}
+
+impl wit_sqlite::Host for HostState {}
+
+impl wit_sqlite::HostConnection for HostState {
+    async fn open(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<SqliteConnection>, wit_sqlite::Error>> {
+        let Some(pool) = self.caps.databases.get(&database) else {
+            let err = if self.caps.known_databases.contains(&database) {
+                wit_sqlite::Error::AccessDenied
+            } else {
+                wit_sqlite::Error::NoSuchDatabase
+            };
+            return Ok(Err(err));
+        };
+        let conn = SqliteConnection {
+            pool: pool.clone(),
+            pinned: None,
+        };
+        Ok(Ok(self.table.push(conn)?))
+    }
+
+    async fn execute(
+        &mut self,
+        this: Resource<SqliteConnection>,
+        statement: String,
+        parameters: Vec<wit_sqlite::Value>,
+    ) -> wasmtime::Result<Result<wit_sqlite::QueryResult, wit_sqlite::Error>> {
+        let conn = self.table.get_mut(&this)?;
+        let borrowed = match conn.pinned.take() {
+            Some(c) => c,
+            None => match conn.pool.get().await {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(wit_sqlite::Error::Io(e.to_string()))),
+            },
+        };
+        let result = run_statement(&borrowed, &statement, parameters).await;
+        // Keep the connection for the guest while its transaction is open.
+        if !borrowed.is_autocommit() {
+            conn.pinned = Some(borrowed);
+        }
+        Ok(result)
+    }
+
+    async fn drop(&mut self, this: Resource<SqliteConnection>) -> wasmtime::Result<()> {
+        // Dropping a pinned connection rolls back an unfinished transaction (see arcana_db::pool).
+        self.table.delete(this)?;
+        Ok(())
+    }
+}
+
+async fn run_statement(
+    conn: &libsql::Connection,
+    statement: &str,
+    parameters: Vec<wit_sqlite::Value>,
+) -> Result<wit_sqlite::QueryResult, wit_sqlite::Error> {
+    let params: Vec<libsql::Value> = parameters.into_iter().map(to_libsql).collect();
+    let io = |e: libsql::Error| wit_sqlite::Error::Io(e.to_string());
+    let mut rows = conn
+        .query(statement, libsql::params_from_iter(params))
+        .await
+        .map_err(io)?;
+    let count = rows.column_count();
+    let columns = (0..count)
+        .map(|i| rows.column_name(i).unwrap_or_default().to_string())
+        .collect();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().await.map_err(io)? {
+        let mut values = Vec::with_capacity(count as usize);
+        for i in 0..count {
+            values.push(from_libsql(row.get_value(i).map_err(io)?));
+        }
+        out.push(wit_sqlite::RowResult { values });
+    }
+    Ok(wit_sqlite::QueryResult { columns, rows: out })
+}
+
+fn to_libsql(v: wit_sqlite::Value) -> libsql::Value {
+    match v {
+        wit_sqlite::Value::Integer(i) => libsql::Value::Integer(i),
+        wit_sqlite::Value::Real(f) => libsql::Value::Real(f),
+        wit_sqlite::Value::Text(s) => libsql::Value::Text(s),
+        wit_sqlite::Value::Blob(b) => libsql::Value::Blob(b),
+        wit_sqlite::Value::Null => libsql::Value::Null,
+    }
+}
+
+fn from_libsql(v: libsql::Value) -> wit_sqlite::Value {
+    match v {
+        libsql::Value::Integer(i) => wit_sqlite::Value::Integer(i),
+        libsql::Value::Real(f) => wit_sqlite::Value::Real(f),
+        libsql::Value::Text(s) => wit_sqlite::Value::Text(s),
+        libsql::Value::Blob(b) => wit_sqlite::Value::Blob(b),
+        libsql::Value::Null => wit_sqlite::Value::Null,
+    }
+}
+
+impl wit_variables::Host for HostState {
+    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, wit_variables::Error>> {
+        if crate::manifest::check_variable_name(&name).is_err() {
+            return Ok(Err(wit_variables::Error::InvalidName(name)));
+        }
+        Ok(match self.caps.variables.get(&name) {
+            Some(v) => Ok(v.clone()),
+            None => Err(wit_variables::Error::Undefined(format!(
+                "component {:?} has no variable {name:?}",
+                self.caps.id
+            ))),
+        })
+    }
+}

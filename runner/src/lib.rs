@@ -1,0 +1,31 @@
+//! A local host for Spin applications, built on wasmtime.
+//!
+//! It reads `spin.toml` and serves its HTTP components the way Spin does, so the
+//! Arcana backend can be developed and tested where the Spin CLI cannot be installed.
+//! It implements only what real Spin provides; a component that works here and not
+//! on Spin is a bug in the runner.
+//!
+//! # Layout
+//! - [`manifest`]: `spin.toml` v2.
+//! - [`routes`]: Spin's route syntax and precedence.
+//! - [`variables`]: application variables and component templates.
+//! - [`runtime_config`]: Spin's `runtime-config.toml` (database labels → libSQL).
+//! - [`outbound`]: `allowed_outbound_hosts`.
+//! - [`host`]: per-request store state and the Spin host interfaces.
+//! - [`app`]: loading and checking an application.
+//! - [`server`]: the HTTP front door.
+//! - [`build_cmd`]: `arcana build`.
+//! - [`dotenv`]: `.env` values and generated development secrets.
+//! - [`sidecar`]: starting terminal-host beside the components.
+
+pub mod app;
+pub mod build_cmd;
+pub mod dotenv;
+pub mod host;
+pub mod manifest;
+pub mod outbound;
+pub mod routes;
+pub mod runtime_config;
+pub mod server;
+pub mod sidecar;
+pub mod variables;

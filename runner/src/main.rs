@@ -1,0 +1,237 @@
+//! `arcana`: run a Spin application locally (`up`), build its components (`build`),
+//! or apply its migrations to a database (`migrate`).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use arcana_runner::app::{App, Limits, LoadOptions};
+use arcana_runner::manifest::Manifest;
+use arcana_runner::runtime_config::RuntimeConfig;
+use arcana_runner::{build_cmd, server};
+use clap::{Args, Parser, Subcommand};
+
+/// Local host for the Arcana Spin application.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format: `text` for people, `json` for one JSON object per line.
+    #[arg(long, global = true, env = "ARCANA_LOG_FORMAT", default_value = "text")]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the application's HTTP components, as `spin up`.
+    Up(UpArgs),
+    /// Run every component's build command, as `spin build`.
+    Build(AppArgs),
+    /// Apply the numbered SQL migrations to the `default` database and exit.
+    Migrate(MigrateArgs),
+}
+
+#[derive(Args)]
+struct AppArgs {
+    /// The application manifest.
+    #[arg(short = 'f', long = "from", default_value = "spin.toml")]
+    manifest: PathBuf,
+}
+
+#[derive(Args)]
+struct MigrateArgs {
+    #[command(flatten)]
+    app: AppArgs,
+    /// Spin runtime config mapping database labels to libSQL (same file as for `spin up`).
+    #[arg(long, env = "ARCANA_RUNTIME_CONFIG")]
+    runtime_config_file: Option<PathBuf>,
+    /// Folder of numbered `.sql` migrations (default: `migrations/` next to the manifest).
+    #[arg(long)]
+    migrations: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    #[command(flatten)]
+    migrate: MigrateArgs,
+    /// Address to listen on; port 0 picks a free port (printed at start-up).
+    #[arg(long, env = "ARCANA_LISTEN", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Run `build` first.
+    #[arg(long)]
+    build: bool,
+    /// Do not start terminal-host beside the components.
+    #[arg(long)]
+    no_terminal_host: bool,
+    /// Limit for one request, in seconds, streamed body included.
+    #[arg(long, default_value_t = 300)]
+    request_timeout_secs: u64,
+    /// Memory one component instance may use, in MiB.
+    #[arg(long, default_value_t = 256)]
+    max_memory_mib: usize,
+    /// Requests executing at once; more wait.
+    #[arg(long, default_value_t = 128)]
+    max_concurrent_requests: usize,
+    /// Open connections per database.
+    #[arg(long, default_value_t = 8)]
+    db_connections: usize,
+    /// Folder for compiled-code cache (default: `.spin/wasmtime-cache` next to the manifest).
+    #[arg(long, env = "ARCANA_CACHE_DIR")]
+    cache_dir: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The whole chain, one cause per line, without a backtrace: these are
+            // configuration errors meant for the person who started the runner.
+            eprintln!("Error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Build(args) => build_cmd::build_all(&Manifest::load(&args.manifest)?),
+            Command::Migrate(args) => {
+                let manifest = Manifest::load(&args.app.manifest)?;
+                migrate(&manifest, &args).await.map(|_| ())
+            }
+            Command::Up(args) => up(args).await,
+        }
+    })
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Applies migrations to the `default` database; returns its runtime config.
+async fn migrate(manifest: &Manifest, args: &MigrateArgs) -> anyhow::Result<RuntimeConfig> {
+    let runtime_config = RuntimeConfig::load(args.runtime_config_file.as_deref(), &manifest.dir)?;
+    let dir = args.migrations.clone().unwrap_or_else(|| manifest.dir.join("migrations"));
+    if !dir.exists() {
+        if args.migrations.is_some() {
+            anyhow::bail!("migrations folder {} does not exist", dir.display());
+        }
+        return Ok(runtime_config);
+    }
+    let migrations = arcana_db::load_migrations_dir(&dir)?;
+    let db = &runtime_config.databases["default"];
+    let pool = arcana_db::Pool::open(db, 1)
+        .await
+        .with_context(|| format!("cannot open {}", db.describe()))?;
+    let conn = pool.get().await?;
+    let applied = arcana_db::apply_migrations(&conn, &migrations).await?;
+    tracing::info!(
+        database = %db.describe(),
+        applied = applied.len(),
+        total = migrations.len(),
+        "migrations up to date"
+    );
+    Ok(runtime_config)
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let manifest_path = &args.migrate.app.manifest;
+    let manifest = Manifest::load(manifest_path)?;
+    if args.build {
+        build_cmd::build_all(&manifest)?;
+    }
+    let runtime_config = migrate(&manifest, &args.migrate).await?;
+    let limits = Limits {
+        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        max_memory_bytes: args.max_memory_mib.max(1) << 20,
+        max_concurrent_requests: args.max_concurrent_requests.max(1),
+        db_connections: args.db_connections.max(1),
+    };
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| manifest.dir.join(".spin").join("wasmtime-cache"));
+    let cache_dir = std::path::absolute(&cache_dir).unwrap_or(cache_dir);
+    let dotenv = arcana_runner::dotenv::load(&manifest.dir);
+    let lookup = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
+    let generated = arcana_runner::dotenv::generate_missing_secrets(&manifest, &lookup)?;
+    if !generated.is_empty() {
+        eprintln!("Generated development values for {} in .env", generated.join(", "));
+    }
+    let dotenv = arcana_runner::dotenv::load(&manifest.dir);
+    let env = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
+    let app = App::load(LoadOptions {
+        manifest: &manifest,
+        runtime_config: &runtime_config,
+        limits,
+        env: &env,
+        cache_dir: Some(cache_dir),
+    })
+    .await?;
+
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    print_banner(&app, addr, manifest_path);
+
+    let _terminal_host = if args.no_terminal_host {
+        None
+    } else {
+        start_terminal_host(&manifest, &runtime_config)?
+    };
+
+    server::run(listener, app, shutdown_signal()).await?;
+    eprintln!("Stopped.");
+    Ok(())
+}
+
+fn print_banner(app: &App, addr: SocketAddr, manifest: &Path) {
+    // Tests read the first line to learn the port; keep its shape.
+    println!("Serving http://{addr}");
+    println!("Application {} from {}", app.name, manifest.display());
+    println!("Available Routes:");
+    for (route, component) in &app.route_list {
+        let wildcard = if route.ends_with("/...") { " (wildcard)" } else { "" };
+        let shown = route.trim_end_matches("/...");
+        println!("  {component}: http://{addr}{shown}{wildcard}");
+    }
+}
+
+fn start_terminal_host(
+    _manifest: &Manifest,
+    _runtime_config: &RuntimeConfig,
+) -> anyhow::Result<Option<tokio::process::Child>> {
+    match arcana_runner::sidecar::terminal_host_path() {
+        None => Ok(None),
+        Some(path) => {
+            let child = arcana_runner::sidecar::spawn(&path, &[], &[])
+                .with_context(|| format!("cannot start {}", path.display()))?;
+            Ok(Some(child))
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("Shutting down...");
+}

@@ -1,0 +1,310 @@
+//! The HTTP front door: accepts connections, routes each request as Spin does, runs
+//! the component in a fresh instance, and streams its response back.
+//!
+//! Each request gets its own `Store` instantiated from a `ProxyPre` built at start-up
+//! (the pooling allocator makes this microseconds), so no state leaks between requests.
+//! The guest runs in its own task so it can keep writing a streamed body after the
+//! headers went out. A semaphore caps guests executing at once; past it, requests wait.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use wasmtime::{Store, StoreLimitsBuilder};
+use wasmtime_wasi::WasiCtx;
+use wasmtime_wasi_http::WasiHttpCtx;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+
+use crate::app::{App, EPOCH_TICK};
+use crate::host::{HostState, OutboundHooks};
+use crate::routes::RouteMatch;
+
+type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
+
+/// Shared state of the server.
+struct Server {
+    app: App,
+    permits: Semaphore,
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
+pub async fn run(
+    listener: TcpListener,
+    app: App,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let engine = app.engine.clone();
+    // The epoch ticker drives request deadlines; it stops with the server.
+    let ticker = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(EPOCH_TICK);
+        loop {
+            interval.tick().await;
+            engine.increment_epoch();
+        }
+    });
+    let permits = Semaphore::new(app.limits.max_concurrent_requests);
+    let server = Arc::new(Server { app, permits });
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, client) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let server = server.clone();
+        let service = hyper::service::service_fn(move |req| {
+            let server = server.clone();
+            async move { Ok::<_, Infallible>(server.handle(req, client).await) }
+        });
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    tracing::info!("shutting down: waiting for open requests");
+    tokio::select! {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
+            tracing::warn!("open requests did not finish in 10 s; closing them");
+        }
+    }
+    ticker.abort();
+    Ok(())
+}
+
+impl Server {
+    async fn handle(&self, mut req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+        let started = Instant::now();
+        let request_id = request_id(&req);
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+
+        let response = match self.app.router.route(&path) {
+            None => problem(StatusCode::NOT_FOUND, "route_not_found", "No route matches this path.", &request_id),
+            Some((matched, index)) => {
+                set_spin_headers(&mut req, &matched, client, &request_id);
+                match self.run_component(index, req).await {
+                    Ok(resp) => resp,
+                    Err(failure) => {
+                        tracing::error!(
+                            request_id = %request_id,
+                            component = %self.app.components[index].caps.id,
+                            error = format!("{:#}", failure.error),
+                            "component failed"
+                        );
+                        problem(failure.status, failure.code, failure.detail, &request_id)
+                    }
+                }
+            }
+        };
+        let mut response = response;
+        if let Ok(v) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(X_REQUEST_ID, v);
+        }
+        tracing::info!(
+            target: "arcana::access",
+            request_id = %request_id,
+            method = %method,
+            path = %path,
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+        response
+    }
+
+    async fn run_component(&self, index: usize, req: Request<Incoming>) -> Result<Response<Body>, Failure> {
+        let _permit = self.permits.acquire().await.map_err(|e| Failure::internal(e.into()))?;
+        let component = &self.app.components[index];
+        let limits = &self.app.limits;
+
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout().inherit_stderr();
+        for (k, v) in &component.environment {
+            wasi.env(k, v);
+        }
+        let state = HostState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: wasmtime::component::ResourceTable::new(),
+            hooks: OutboundHooks {
+                component: component.caps.id.clone(),
+                policy: component.caps.outbound.clone(),
+            },
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.max_memory_bytes)
+                .instances(64)
+                .build(),
+            caps: component.caps.clone(),
+        };
+        let mut store = Store::new(&self.app.engine, state);
+        store.limiter(|s| s.limiter());
+        let ticks = (limits.request_timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+
+        let (sender, receiver) = tokio::sync::oneshot::channel();
+        let incoming = store
+            .data_mut()
+            .http()
+            .new_incoming_request(Scheme::Http, req)
+            .map_err(|e| Failure::internal(e.into()))?;
+        let out = store
+            .data_mut()
+            .http()
+            .new_response_outparam(sender)
+            .map_err(|e| Failure::internal(e.into()))?;
+        let pre = component.pre.clone();
+        let timeout = limits.request_timeout;
+        let task = tokio::spawn(async move {
+            let run = async {
+                let proxy = pre.instantiate_async(&mut store).await?;
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, incoming, out)
+                    .await
+            };
+            match tokio::time::timeout(timeout, run).await {
+                Ok(result) => result.map_err(anyhow::Error::from),
+                Err(_) => Err(anyhow::anyhow!("request exceeded the {timeout:?} limit")),
+            }
+        });
+
+        match receiver.await {
+            Ok(Ok(resp)) => Ok(resp.map(|body| body.map_err(anyhow::Error::from).boxed_unsync())),
+            Ok(Err(code)) => Err(Failure {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "component_error",
+                detail: "The component reported an error instead of a response.",
+                error: anyhow::anyhow!("guest error code: {code:?}"),
+            }),
+            Err(_) => {
+                let error = match task.await {
+                    Ok(Ok(())) => anyhow::anyhow!("guest returned without setting a response"),
+                    Ok(Err(e)) => e,
+                    Err(e) => e.into(),
+                };
+                let timed_out = format!("{error:#}").contains("exceeded")
+                    || error.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt);
+                Err(if timed_out {
+                    Failure {
+                        status: StatusCode::GATEWAY_TIMEOUT,
+                        code: "component_timeout",
+                        detail: "The component did not answer within the request time limit.",
+                        error,
+                    }
+                } else {
+                    Failure::internal(error)
+                })
+            }
+        }
+    }
+}
+
+/// Why a component produced no response.
+struct Failure {
+    status: StatusCode,
+    code: &'static str,
+    detail: &'static str,
+    error: anyhow::Error,
+}
+
+impl Failure {
+    fn internal(error: anyhow::Error) -> Failure {
+        Failure {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "component_trapped",
+            detail: "The component failed while handling this request.",
+            error,
+        }
+    }
+}
+
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Keeps a caller's `x-request-id` when it is short and printable; otherwise makes one.
+fn request_id(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+}
+
+/// Sets the headers Spin gives components, after removing any a client sent itself
+/// (a client must not be able to claim another `spin-client-addr`).
+fn set_spin_headers(req: &mut Request<Incoming>, matched: &RouteMatch, client: SocketAddr, request_id: &str) {
+    let host = req
+        .headers()
+        .get(hyper::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let headers = req.headers_mut();
+    let spoofed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
+    let mut set = |name: &str, value: &str| {
+        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+            headers.insert(n, v);
+        }
+    };
+    set("spin-full-url", &format!("http://{host}{path_and_query}"));
+    set("spin-path-info", &matched.path_info);
+    set("spin-matched-route", &matched.raw_route);
+    set("spin-raw-component-route", &matched.raw_route);
+    set("spin-component-route", &matched.component_route);
+    set("spin-base-path", "/");
+    set("spin-client-addr", &client.to_string());
+    for (name, value) in &matched.params {
+        set(&format!("spin-path-match-{name}"), value);
+    }
+    set("x-request-id", request_id);
+}
+
+/// An RFC 9457 problem document, the same shape the components use.
+fn problem(status: StatusCode, code: &str, detail: &str, request_id: &str) -> Response<Body> {
+    let body = serde_json::json!({
+        "type": format!("https://arcana.dev/problems/{code}"),
+        "title": status.canonical_reason().unwrap_or("Error"),
+        "status": status.as_u16(),
+        "code": code,
+        "detail": detail,
+        "request_id": request_id,
+    });
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/problem+json")
+        .body(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed_unsync())
+        .expect("static response parts are valid")
+}

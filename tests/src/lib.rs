@@ -1,0 +1,212 @@
+//! Test harness: starts the real `arcana` runner binary on an ephemeral port with a
+//! temporary database and gives tests its URL. Every test gets its own process and
+//! database, so tests run in parallel without seeing each other's data.
+//!
+//! The binaries and wasm components must be built first; `scripts/test` does that.
+//! Compiled components are cached in `target/arcana-test-cache`, so each runner start
+//! deserializes instead of compiling.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The JWT secret every test backend uses, so tests can forge tokens on purpose.
+pub const TEST_JWT_SECRET: &str = "arcana-test-secret-0123456789abcdef0123456789";
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+/// The cargo target folder.
+pub fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// A built native binary (`arcana`, `terminal-host`).
+pub fn binary(name: &str) -> PathBuf {
+    let path = target_dir().join("debug").join(name);
+    assert!(
+        path.exists(),
+        "{} is missing; run scripts/test (or `cargo build --bins`) first",
+        path.display()
+    );
+    path
+}
+
+/// How to start a runner.
+pub struct RunnerOptions {
+    /// The manifest to serve (default: the repository's spin.toml).
+    pub manifest: PathBuf,
+    /// Extra environment variables (`SPIN_VARIABLE_...`).
+    pub env: Vec<(String, String)>,
+    /// Extra arguments to `arcana up`.
+    pub args: Vec<String>,
+    /// Runtime config text; `None` uses an embedded file in the temp folder.
+    pub runtime_config: Option<String>,
+}
+
+impl Default for RunnerOptions {
+    fn default() -> Self {
+        RunnerOptions {
+            manifest: repo_root().join("spin.toml"),
+            env: vec![("SPIN_VARIABLE_JWT_SECRET".into(), TEST_JWT_SECRET.into())],
+            args: Vec::new(),
+            runtime_config: None,
+        }
+    }
+}
+
+impl RunnerOptions {
+    /// Adds an environment variable.
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args(mut self, args: &[&str]) -> Self {
+        self.args.extend(args.iter().map(|s| s.to_string()));
+        self
+    }
+}
+
+/// A running `arcana up`; killed when dropped.
+pub struct Runner {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// The temporary folder holding the database and logs.
+    pub dir: tempfile::TempDir,
+    stderr_path: PathBuf,
+}
+
+impl Runner {
+    /// Starts the repository's application with default options.
+    pub fn start() -> Runner {
+        Runner::start_with(RunnerOptions::default())
+    }
+
+    /// Starts with options; panics with the runner's log if it does not come up.
+    pub fn start_with(opts: RunnerOptions) -> Runner {
+        match Runner::try_start(opts) {
+            Ok(r) => r,
+            Err(log) => panic!("runner did not start:\n{log}"),
+        }
+    }
+
+    /// Starts, or returns the runner's stderr when it exits or never listens.
+    pub fn try_start(opts: RunnerOptions) -> Result<Runner, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let rc_path = dir.path().join("runtime-config.toml");
+        let rc = opts.runtime_config.unwrap_or_else(|| {
+            format!(
+                "[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n",
+                dir.path().join("arcana.db").display()
+            )
+        });
+        std::fs::write(&rc_path, rc).unwrap();
+        let stderr_path = dir.path().join("runner.log");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = Command::new(binary("arcana"))
+            .arg("up")
+            .arg("--from")
+            .arg(&opts.manifest)
+            .args(["--listen", "127.0.0.1:0", "--no-terminal-host"])
+            .arg("--runtime-config-file")
+            .arg(&rc_path)
+            .arg("--cache-dir")
+            .arg(target_dir().join("arcana-test-cache"))
+            .args(&opts.args)
+            .envs(opts.env)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn arcana");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(url) = line.strip_prefix("Serving ") {
+                    let _ = tx.send(url.trim().to_string());
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(url) = rx.recv_timeout(Duration::from_millis(50)) {
+                return Ok(Runner { child, url, dir, stderr_path });
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                return Err(format!("exited with {status}:\n{log}"));
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                return Err(format!("did not listen within 120 s:\n{log}"));
+            }
+        }
+    }
+
+    /// `url + path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// Everything the runner logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Path of the embedded database file.
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("arcana.db")
+    }
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that never uses a proxy and bounds every request in time.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+/// A small local HTTP server answering `body` with 200 to every request, for
+/// outbound-HTTP tests. Returns its address; it stops when the runtime does.
+pub async fn static_server(body: &'static str) -> std::net::SocketAddr {
+    use hyper::service::service_fn;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let svc = service_fn(move |_req| async move {
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
+                        bytes::Bytes::from_static(body.as_bytes()),
+                    )))
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
