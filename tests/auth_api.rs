@@ -22,7 +22,13 @@ impl Api {
         }
     }
 
-    async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (StatusCode, Value) {
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self
             .http
             .request(method.parse().unwrap(), self.runner.at(path));
@@ -39,13 +45,23 @@ impl Api {
     }
 
     async fn register(&self, username: &str, password: &str) -> (StatusCode, Value) {
-        self.send("POST", "/api/auth/register", None, Some(json!({"username": username, "password": password})))
-            .await
+        self.send(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({"username": username, "password": password})),
+        )
+        .await
     }
 
     async fn login(&self, username: &str, password: &str) -> String {
         let (status, body) = self
-            .send("POST", "/api/auth/login", None, Some(json!({"username": username, "password": password})))
+            .send(
+                "POST",
+                "/api/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         body["access_token"].as_str().unwrap().to_string()
@@ -110,7 +126,10 @@ async fn register_login_me_and_first_user_is_admin() {
     let (status, me) = api.send("GET", "/api/auth/me", Some(token), None).await;
     assert_eq!(status, 200);
     assert_eq!(me["id"], user["id"]);
-    assert_eq!(me["effective_permissions"], json!(["terminal", "llm:admin", "users:admin"]));
+    assert_eq!(
+        me["effective_permissions"],
+        json!(["terminal", "llm:admin", "users:admin"])
+    );
 }
 
 fn uuid_like(s: &str) {
@@ -159,12 +178,25 @@ async fn wrong_password_and_unknown_user_look_the_same() {
     let api = Api::start();
     api.admin().await;
     let (s1, b1) = api
-        .send("POST", "/api/auth/login", None, Some(json!({"username": "root", "password": "nope-nope"})))
+        .send(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"username": "root", "password": "nope-nope"})),
+        )
         .await;
     let (s2, b2) = api
-        .send("POST", "/api/auth/login", None, Some(json!({"username": "ghost", "password": "nope-nope"})))
+        .send(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"username": "ghost", "password": "nope-nope"})),
+        )
         .await;
-    assert_eq!((s1, s2), (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED));
+    assert_eq!(
+        (s1, s2),
+        (StatusCode::UNAUTHORIZED, StatusCode::UNAUTHORIZED)
+    );
     assert_eq!(b1["code"], "invalid_credentials");
     assert_eq!(b1["detail"], b2["detail"]);
     assert_eq!(b1["code"], b2["code"]);
@@ -177,7 +209,12 @@ async fn repeated_failures_are_throttled_for_real_and_unknown_accounts() {
     for name in ["root", "ghost"] {
         for _ in 0..5 {
             let (status, _) = api
-                .send("POST", "/api/auth/login", None, Some(json!({"username": name, "password": "bad-bad-bad"})))
+                .send(
+                    "POST",
+                    "/api/auth/login",
+                    None,
+                    Some(json!({"username": name, "password": "bad-bad-bad"})),
+                )
                 .await;
             assert_eq!(status, 401);
         }
@@ -188,8 +225,16 @@ async fn repeated_failures_are_throttled_for_real_and_unknown_accounts() {
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 429, "{name} must be locked even with the right password");
-        let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+        assert_eq!(
+            resp.status(),
+            429,
+            "{name} must be locked even with the right password"
+        );
+        let retry: u64 = resp.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         assert!((1..=30).contains(&retry));
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["code"], "too_many_attempts");
@@ -204,22 +249,34 @@ async fn missing_malformed_forged_and_expired_tokens_are_401() {
     let id = me["id"].as_str().unwrap();
 
     let (status, body) = api.send("GET", "/api/auth/me", None, None).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("missing_token")));
-    let (status, body) = api.send("GET", "/api/auth/me", Some("not-a-jwt"), None).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("missing_token"))
+    );
+    let (status, body) = api
+        .send("GET", "/api/auth/me", Some("not-a-jwt"), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_token"))
+    );
 
-    let claims = |exp: i64| {
-        json!({"sub": id, "role": "admin", "ver": 0, "iat": now(), "exp": exp, "iss": "arcana", "jti": "x"})
-    };
+    let claims = |exp: i64| json!({"sub": id, "role": "admin", "ver": 0, "iat": now(), "exp": exp, "iss": "arcana", "jti": "x"});
     let forged = forge(claims(now() + 600), "some-other-secret-some-other-secret!!");
     let (status, _) = api.send("GET", "/api/auth/me", Some(&forged), None).await;
     assert_eq!(status, 401);
     let expired = forge(claims(now() - 10), TEST_JWT_SECRET);
     let (status, body) = api.send("GET", "/api/auth/me", Some(&expired), None).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("token_expired")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("token_expired"))
+    );
     // The same claims, unexpired and properly signed, are accepted: the 401s above were real.
     let good = forge(claims(now() + 600), TEST_JWT_SECRET);
-    assert_eq!(api.send("GET", "/api/auth/me", Some(&good), None).await.0, 200);
+    assert_eq!(
+        api.send("GET", "/api/auth/me", Some(&good), None).await.0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -227,17 +284,29 @@ async fn admin_endpoints_need_the_users_admin_permission() {
     let api = Api::start();
     let admin = api.admin().await;
     let (_, plain) = api.user(&admin, "plain", json!([])).await;
-    let (status, body) = api.send("GET", "/api/admin/users", Some(&plain), None).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("permission_denied")));
+    let (status, body) = api
+        .send("GET", "/api/admin/users", Some(&plain), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("permission_denied"))
+    );
 
     // A delegated user manager may list users but not create admins.
     let (_, manager) = api.user(&admin, "manager", json!(["users:admin"])).await;
-    let (status, page) = api.send("GET", "/api/admin/users?limit=2", Some(&manager), None).await;
+    let (status, page) = api
+        .send("GET", "/api/admin/users?limit=2", Some(&manager), None)
+        .await;
     assert_eq!(status, 200);
     assert_eq!(page["items"].as_array().unwrap().len(), 2);
     let next = page["next_cursor"].as_str().unwrap();
     let (_, page2) = api
-        .send("GET", &format!("/api/admin/users?limit=2&cursor={next}"), Some(&manager), None)
+        .send(
+            "GET",
+            &format!("/api/admin/users?limit=2&cursor={next}"),
+            Some(&manager),
+            None,
+        )
         .await;
     assert_eq!(page2["items"].as_array().unwrap().len(), 1);
     assert!(page2["next_cursor"].is_null());
@@ -249,7 +318,10 @@ async fn admin_endpoints_need_the_users_admin_permission() {
             Some(json!({"username": "sneaky", "password": "password123", "role": "admin"})),
         )
         .await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("admin_required")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("admin_required"))
+    );
 }
 
 #[tokio::test]
@@ -257,25 +329,53 @@ async fn disabling_a_user_revokes_their_existing_tokens() {
     let api = Api::start();
     let admin = api.admin().await;
     let (id, token) = api.user(&admin, "carol", json!(["terminal"])).await;
-    assert_eq!(api.send("GET", "/api/auth/me", Some(&token), None).await.0, 200);
+    assert_eq!(
+        api.send("GET", "/api/auth/me", Some(&token), None).await.0,
+        200
+    );
 
     let (status, body) = api
-        .send("PUT", &format!("/api/admin/users/{id}"), Some(&admin), Some(json!({"disabled": true})))
+        .send(
+            "PUT",
+            &format!("/api/admin/users/{id}"),
+            Some(&admin),
+            Some(json!({"disabled": true})),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["disabled"], true);
     let (status, body) = api.send("GET", "/api/auth/me", Some(&token), None).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_token")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("invalid_token"))
+    );
     let (status, _) = api
-        .send("POST", "/api/auth/login", None, Some(json!({"username": "carol", "password": "password-of-user"})))
+        .send(
+            "POST",
+            "/api/auth/login",
+            None,
+            Some(json!({"username": "carol", "password": "password-of-user"})),
+        )
         .await;
     assert_eq!(status, 401, "a disabled user cannot log in");
 
-    api.send("PUT", &format!("/api/admin/users/{id}"), Some(&admin), Some(json!({"disabled": false})))
-        .await;
+    api.send(
+        "PUT",
+        &format!("/api/admin/users/{id}"),
+        Some(&admin),
+        Some(json!({"disabled": false})),
+    )
+    .await;
     let fresh = api.login("carol", "password-of-user").await;
-    assert_eq!(api.send("GET", "/api/auth/me", Some(&fresh), None).await.0, 200);
-    assert_eq!(api.send("GET", "/api/auth/me", Some(&token), None).await.0, 401, "old token stays revoked");
+    assert_eq!(
+        api.send("GET", "/api/auth/me", Some(&fresh), None).await.0,
+        200
+    );
+    assert_eq!(
+        api.send("GET", "/api/auth/me", Some(&token), None).await.0,
+        401,
+        "old token stays revoked"
+    );
 }
 
 #[tokio::test]
@@ -297,26 +397,65 @@ async fn admin_crud_and_last_admin_protection() {
     assert_eq!(status, 200);
     assert_eq!(body["permissions"], json!(["llm:admin", "terminal"]));
     assert_eq!(body["email"], "dave@example.com");
-    let (status, body) = api.send("GET", &format!("/api/admin/users/{id}"), Some(&admin), None).await;
-    assert_eq!((status, body["username"].as_str()), (StatusCode::OK, Some("dave")));
+    let (status, body) = api
+        .send("GET", &format!("/api/admin/users/{id}"), Some(&admin), None)
+        .await;
+    assert_eq!(
+        (status, body["username"].as_str()),
+        (StatusCode::OK, Some("dave"))
+    );
 
     let (status, body) = api
-        .send("PUT", &format!("/api/admin/users/{id}"), Some(&admin), Some(json!({"permissions": ["root"]})))
+        .send(
+            "PUT",
+            &format!("/api/admin/users/{id}"),
+            Some(&admin),
+            Some(json!({"permissions": ["root"]})),
+        )
         .await;
     assert_eq!(status, 422, "{body}");
 
     let (status, body) = api
-        .send("PUT", &format!("/api/admin/users/{admin_id}"), Some(&admin), Some(json!({"role": "user"})))
+        .send(
+            "PUT",
+            &format!("/api/admin/users/{admin_id}"),
+            Some(&admin),
+            Some(json!({"role": "user"})),
+        )
         .await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::CONFLICT, Some("last_admin")));
-    let (status, _) = api.send("DELETE", &format!("/api/admin/users/{admin_id}"), Some(&admin), None).await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::CONFLICT, Some("last_admin"))
+    );
+    let (status, _) = api
+        .send(
+            "DELETE",
+            &format!("/api/admin/users/{admin_id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(status, 409);
 
-    let (status, _) = api.send("DELETE", &format!("/api/admin/users/{id}"), Some(&admin), None).await;
+    let (status, _) = api
+        .send(
+            "DELETE",
+            &format!("/api/admin/users/{id}"),
+            Some(&admin),
+            None,
+        )
+        .await;
     assert_eq!(status, 204);
-    let (status, body) = api.send("GET", &format!("/api/admin/users/{id}"), Some(&admin), None).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
-    let (status, _) = api.send("GET", "/api/admin/users/not-a-uuid", Some(&admin), None).await;
+    let (status, body) = api
+        .send("GET", &format!("/api/admin/users/{id}"), Some(&admin), None)
+        .await;
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+    let (status, _) = api
+        .send("GET", "/api/admin/users/not-a-uuid", Some(&admin), None)
+        .await;
     assert_eq!(status, 404);
 }
 
@@ -330,7 +469,9 @@ async fn bad_input_gets_clear_json_errors() {
             .body(body)
             .send()
     };
-    let resp = send_raw("{\"username\": ", "application/json").await.unwrap();
+    let resp = send_raw("{\"username\": ", "application/json")
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 400);
     assert_eq!(resp.headers()["content-type"], "application/problem+json");
     let body: Value = resp.json().await.unwrap();
@@ -343,11 +484,21 @@ async fn bad_input_gets_clear_json_errors() {
     let (status, body) = api.register("x", "short").await;
     assert_eq!(status, 422);
     assert_eq!(body["code"], "validation_failed");
-    let fields: Vec<&str> = body["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert_eq!(fields, vec!["username", "password"]);
 
     let (status, body) = api
-        .send("POST", "/api/auth/register", None, Some(json!({"username": "okname", "password": "longenough", "admin": true})))
+        .send(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({"username": "okname", "password": "longenough", "admin": true})),
+        )
         .await;
     assert_eq!(status, 422, "unknown fields are refused: {body}");
 }
@@ -357,17 +508,33 @@ async fn oversize_bodies_are_refused_with_413() {
     let api = Api::start_with(RunnerOptions::default().env("SPIN_VARIABLE_MAX_BODY_BYTES", "2048"));
     let big = "x".repeat(10_000);
     let (status, body) = api
-        .send("POST", "/api/auth/register", None, Some(json!({"username": "big", "password": big})))
+        .send(
+            "POST",
+            "/api/auth/register",
+            None,
+            Some(json!({"username": "big", "password": big})),
+        )
         .await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large")));
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
+    );
 }
 
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods() {
     let api = Api::start();
     let (status, body) = api.send("GET", "/api/auth/nope", None, None).await;
-    assert_eq!((status, body["code"].as_str()), (StatusCode::NOT_FOUND, Some("route_not_found")));
-    let resp = api.http.delete(api.runner.at("/api/auth/me")).send().await.unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("route_not_found"))
+    );
+    let resp = api
+        .http
+        .delete(api.runner.at("/api/auth/me"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 405);
     assert_eq!(resp.headers()["allow"], "GET");
     let (status, _) = api.send("GET", "/api/nowhere", None, None).await;
@@ -386,8 +553,16 @@ async fn cors_allows_only_configured_origins() {
     };
     let ok = preflight("http://localhost:5173").await.unwrap();
     assert_eq!(ok.status(), 204);
-    assert_eq!(ok.headers()["access-control-allow-origin"], "http://localhost:5173");
-    assert!(ok.headers()["access-control-allow-methods"].to_str().unwrap().contains("POST"));
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "http://localhost:5173"
+    );
+    assert!(
+        ok.headers()["access-control-allow-methods"]
+            .to_str()
+            .unwrap()
+            .contains("POST")
+    );
     let bad = preflight("https://evil.example").await.unwrap();
     assert!(bad.headers().get("access-control-allow-origin").is_none());
 }
@@ -410,9 +585,16 @@ async fn openapi_documents_every_served_route() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
     for route in arcana_core::api::all_routes() {
         let op = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
-        assert!(op.is_object(), "{} {} is not in the served OpenAPI document", route.method, route.path);
+        assert!(
+            op.is_object(),
+            "{} {} is not in the served OpenAPI document",
+            route.method,
+            route.path
+        );
         // And the route is really served: anything but the dispatcher's 404.
-        let path = route.path.replace("{id}", "00000000-0000-0000-0000-000000000000");
+        let path = route
+            .path
+            .replace("{id}", "00000000-0000-0000-0000-000000000000");
         let resp = api
             .http
             .request(route.method.parse().unwrap(), api.runner.at(&path))
@@ -420,6 +602,10 @@ async fn openapi_documents_every_served_route() {
             .await
             .unwrap();
         let body: Value = resp.json().await.unwrap_or(Value::Null);
-        assert_ne!(body["code"], "route_not_found", "{} {} is documented but not served", route.method, path);
+        assert_ne!(
+            body["code"], "route_not_found",
+            "{} {} is documented but not served",
+            route.method, path
+        );
     }
 }

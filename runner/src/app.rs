@@ -93,7 +93,9 @@ pub fn build_engine(limits: &Limits, cache_dir: Option<&Path>) -> anyhow::Result
     if let Some(dir) = cache_dir {
         let mut cache = wasmtime::CacheConfig::new();
         cache.with_directory(dir);
-        config.cache(Some(wasmtime::Cache::new(cache).map_err(anyhow::Error::from)?));
+        config.cache(Some(
+            wasmtime::Cache::new(cache).map_err(anyhow::Error::from)?,
+        ));
     }
     Ok(Engine::new(&config)?)
 }
@@ -131,7 +133,9 @@ impl App {
                 })?;
                 let pool = Pool::open(config, opts.limits.db_connections)
                     .await
-                    .with_context(|| format!("cannot open database {label:?} ({})", config.describe()))?;
+                    .with_context(|| {
+                        format!("cannot open database {label:?} ({})", config.describe())
+                    })?;
                 databases.insert(label.clone(), pool);
             }
         }
@@ -158,17 +162,24 @@ impl App {
             })?;
             let pre = ProxyPre::new(instance_pre)
                 .map_err(anyhow::Error::from)
-                .with_context(|| format!("component {id:?} does not export wasi:http/incoming-handler"))?;
+                .with_context(|| {
+                    format!("component {id:?} does not export wasi:http/incoming-handler")
+                })?;
 
             let vars = &component_vars[id];
-            let lookup = |n: &str| vars.get(n).cloned().or_else(|| app_vars.get(n).map(str::to_string));
+            let lookup = |n: &str| {
+                vars.get(n)
+                    .cloned()
+                    .or_else(|| app_vars.get(n).map(str::to_string))
+            };
             let hosts = component
                 .allowed_outbound_hosts
                 .iter()
                 .map(|h| expand_template(h, lookup))
                 .collect::<anyhow::Result<Vec<_>>>()
                 .with_context(|| format!("component {id:?} allowed_outbound_hosts"))?;
-            let outbound = OutboundPolicy::new(&hosts).with_context(|| format!("component {id:?}"))?;
+            let outbound =
+                OutboundPolicy::new(&hosts).with_context(|| format!("component {id:?}"))?;
 
             let granted = component
                 .sqlite_databases

@@ -247,7 +247,10 @@ fn from_libsql(v: libsql::Value) -> wit_sqlite::Value {
 }
 
 impl wit_variables::Host for HostState {
-    async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, wit_variables::Error>> {
+    async fn get(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<String, wit_variables::Error>> {
         if crate::manifest::check_variable_name(&name).is_err() {
             return Ok(Err(wit_variables::Error::InvalidName(name)));
         }

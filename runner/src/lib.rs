@@ -10,7 +10,7 @@
 //! - [`routes`]: Spin's route syntax and precedence.
 //! - [`variables`]: application variables and component templates.
 //! - [`runtime_config`]: Spin's `runtime-config.toml` (database labels → libSQL).
-//! - [`outbound`]: `allowed_outbound_hosts`.
+//! - [`outbound`]: the `allowed_outbound_hosts` policy.
 //! - [`host`]: per-request store state and the Spin host interfaces.
 //! - [`app`]: loading and checking an application.
 //! - [`server`]: the HTTP front door.

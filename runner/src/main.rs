@@ -97,7 +97,9 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Build(args) => build_cmd::build_all(&Manifest::load(&args.manifest)?),
@@ -113,7 +115,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().flatten_event(true).init();
     } else {
@@ -124,7 +128,10 @@ fn init_logging(format: &str) {
 /// Applies migrations to the `default` database; returns its runtime config.
 async fn migrate(manifest: &Manifest, args: &MigrateArgs) -> anyhow::Result<RuntimeConfig> {
     let runtime_config = RuntimeConfig::load(args.runtime_config_file.as_deref(), &manifest.dir)?;
-    let dir = args.migrations.clone().unwrap_or_else(|| manifest.dir.join("migrations"));
+    let dir = args
+        .migrations
+        .clone()
+        .unwrap_or_else(|| manifest.dir.join("migrations"));
     if !dir.exists() {
         if args.migrations.is_some() {
             anyhow::bail!("migrations folder {} does not exist", dir.display());
@@ -169,7 +176,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let lookup = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
     let generated = arcana_runner::dotenv::generate_missing_secrets(&manifest, &lookup)?;
     if !generated.is_empty() {
-        eprintln!("Generated development values for {} in .env", generated.join(", "));
+        eprintln!(
+            "Generated development values for {} in .env",
+            generated.join(", ")
+        );
     }
     let dotenv = arcana_runner::dotenv::load(&manifest.dir);
     let env = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
@@ -205,7 +215,11 @@ fn print_banner(app: &App, addr: SocketAddr, manifest: &Path) {
     println!("Application {} from {}", app.name, manifest.display());
     println!("Available Routes:");
     for (route, component) in &app.route_list {
-        let wildcard = if route.ends_with("/...") { " (wildcard)" } else { "" };
+        let wildcard = if route.ends_with("/...") {
+            " (wildcard)"
+        } else {
+            ""
+        };
         let shown = route.trim_end_matches("/...");
         println!("  {component}: http://{addr}{shown}{wildcard}");
     }

@@ -190,8 +190,7 @@ impl Manifest {
                 bail!("component {id:?}: only a local file `source` is supported by this runner");
             }
             for name in component.variables.keys() {
-                check_variable_name(name)
-                    .with_context(|| format!("component {id:?} variable"))?;
+                check_variable_name(name).with_context(|| format!("component {id:?} variable"))?;
             }
         }
         Ok(Manifest {
@@ -222,7 +221,9 @@ pub fn check_variable_name(name: &str) -> anyhow::Result<()> {
     if ok {
         Ok(())
     } else {
-        bail!("invalid variable name {name:?}: use lower-case letters, digits and single underscores")
+        bail!(
+            "invalid variable name {name:?}: use lower-case letters, digits and single underscores"
+        )
     }
 }
 
@@ -262,14 +263,23 @@ workdir = "hello"
         assert_eq!(m.http_triggers.len(), 2);
         assert!(m.variables["secret_key"].required);
         let hello = &m.components["hello"];
-        assert_eq!(m.component_path(hello), PathBuf::from("/app/target/hello.wasm"));
+        assert_eq!(
+            m.component_path(hello),
+            PathBuf::from("/app/target/hello.wasm")
+        );
         assert_eq!(hello.variables["message"], "{{ greeting }} there");
-        assert_eq!(hello.build.as_ref().unwrap().command.lines(), vec!["cargo build"]);
+        assert_eq!(
+            hello.build.as_ref().unwrap().command.lines(),
+            vec!["cargo build"]
+        );
     }
 
     #[test]
     fn unknown_component_in_trigger_is_an_error() {
-        let text = SAMPLE.replace("component = \"hello\"\n[[trigger.http]]", "component = \"nope\"\n[[trigger.http]]");
+        let text = SAMPLE.replace(
+            "component = \"hello\"\n[[trigger.http]]",
+            "component = \"nope\"\n[[trigger.http]]",
+        );
         let err = Manifest::parse(&text, PathBuf::from(".")).unwrap_err();
         assert!(err.to_string().contains("nope"), "{err}");
     }

@@ -34,9 +34,9 @@ enum PortPattern {
 impl AllowedHost {
     /// Parses one entry (already template-expanded).
     pub fn parse(entry: &str) -> anyhow::Result<AllowedHost> {
-        let (scheme, rest) = entry
-            .split_once("://")
-            .with_context(|| format!("allowed host {entry:?} needs a scheme, e.g. https://{entry}"))?;
+        let (scheme, rest) = entry.split_once("://").with_context(|| {
+            format!("allowed host {entry:?} needs a scheme, e.g. https://{entry}")
+        })?;
         let scheme = match scheme {
             "*" => None,
             "http" | "https" => Some(scheme.to_string()),
@@ -66,7 +66,9 @@ impl AllowedHost {
             Some(p) => match p.split_once("..") {
                 Some((a, b)) => PortPattern::Range(a.parse()?, b.parse::<u16>()?.saturating_sub(1)),
                 None => {
-                    let n: u16 = p.parse().with_context(|| format!("allowed host {entry:?}: bad port"))?;
+                    let n: u16 = p
+                        .parse()
+                        .with_context(|| format!("allowed host {entry:?}: bad port"))?;
                     PortPattern::Range(n, n)
                 }
             },
@@ -160,7 +162,11 @@ mod tests {
 
     #[test]
     fn wildcards_ports_and_ranges() {
-        let p = policy(&["http://127.0.0.1:*", "https://*.example.com", "*://h:8000..8002"]);
+        let p = policy(&[
+            "http://127.0.0.1:*",
+            "https://*.example.com",
+            "*://h:8000..8002",
+        ]);
         assert!(allowed(&p, "http://127.0.0.1:5555/x"));
         assert!(allowed(&p, "https://a.example.com/"));
         assert!(!allowed(&p, "https://example.com/"));

@@ -73,7 +73,9 @@ impl RoutePattern {
     /// Matches a request path (without query string).
     pub fn matches(&self, path: &str) -> Option<RouteMatch> {
         let parts: Vec<&str> = path.split('/').skip(1).filter(|s| !s.is_empty()).collect();
-        if parts.len() < self.segments.len() || (!self.wildcard && parts.len() != self.segments.len()) {
+        if parts.len() < self.segments.len()
+            || (!self.wildcard && parts.len() != self.segments.len())
+        {
             return None;
         }
         let mut params = BTreeMap::new();
@@ -98,7 +100,11 @@ impl RoutePattern {
         };
         Some(RouteMatch {
             raw_route: self.raw.clone(),
-            component_route: self.raw.strip_suffix("/...").unwrap_or(&self.raw).to_string(),
+            component_route: self
+                .raw
+                .strip_suffix("/...")
+                .unwrap_or(&self.raw)
+                .to_string(),
             path_info,
             params,
         })
@@ -129,7 +135,10 @@ impl<T: Clone> Router<T> {
     /// Builds the router; refuses two triggers with the same route.
     pub fn new(routes: Vec<(RoutePattern, T)>) -> anyhow::Result<Router<T>> {
         for (i, (a, _)) in routes.iter().enumerate() {
-            if let Some((b, _)) = routes[i + 1..].iter().find(|(b, _)| b.segments == a.segments && b.wildcard == a.wildcard) {
+            if let Some((b, _)) = routes[i + 1..]
+                .iter()
+                .find(|(b, _)| b.segments == a.segments && b.wildcard == a.wildcard)
+            {
                 anyhow::bail!("routes {:?} and {:?} are the same route", a.raw, b.raw);
             }
         }
@@ -140,7 +149,9 @@ impl<T: Clone> Router<T> {
     pub fn route(&self, path: &str) -> Option<(RouteMatch, T)> {
         self.routes
             .iter()
-            .filter_map(|(pattern, value)| pattern.matches(path).map(|m| (pattern.rank(), m, value)))
+            .filter_map(|(pattern, value)| {
+                pattern.matches(path).map(|m| (pattern.rank(), m, value))
+            })
             .max_by(|a, b| a.0.cmp(&b.0))
             .map(|(_, m, value)| (m, value.clone()))
     }

@@ -65,7 +65,11 @@ impl RuntimeConfig {
         Self::from_raw(raw, &base, app_dir)
     }
 
-    fn from_raw(raw: RawRuntimeConfig, base: &Path, app_dir: &Path) -> anyhow::Result<RuntimeConfig> {
+    fn from_raw(
+        raw: RawRuntimeConfig,
+        base: &Path,
+        app_dir: &Path,
+    ) -> anyhow::Result<RuntimeConfig> {
         let mut databases = BTreeMap::new();
         for (label, db) in raw.sqlite_database {
             let config = match db {
@@ -74,8 +78,13 @@ impl RuntimeConfig {
                     path: app_dir.join(".spin").join(format!("{label}.db")),
                 },
                 RawDatabase::Libsql { url, token } => {
-                    if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with("libsql://")) {
-                        bail!("sqlite_database.{label}: url {url:?} must start with http://, https:// or libsql://");
+                    if !(url.starts_with("http://")
+                        || url.starts_with("https://")
+                        || url.starts_with("libsql://"))
+                    {
+                        bail!(
+                            "sqlite_database.{label}: url {url:?} must start with http://, https:// or libsql://"
+                        );
                     }
                     // libSQL's client speaks Hrana over HTTP; Turso hands out libsql:// URLs for it.
                     let url = match url.strip_prefix("libsql://") {
@@ -110,7 +119,9 @@ mod tests {
         let rc = parse("");
         assert_eq!(
             rc.databases["default"],
-            DatabaseConfig::Local { path: "/app/.spin/sqlite_db.db".into() }
+            DatabaseConfig::Local {
+                path: "/app/.spin/sqlite_db.db".into()
+            }
         );
     }
 
@@ -129,8 +140,16 @@ path = "x/other.db"
         );
         assert_eq!(
             rc.databases["default"],
-            DatabaseConfig::Remote { url: "https://db.example.io".into(), token: "t".into() }
+            DatabaseConfig::Remote {
+                url: "https://db.example.io".into(),
+                token: "t".into()
+            }
         );
-        assert_eq!(rc.databases["other"], DatabaseConfig::Local { path: "/cfg/x/other.db".into() });
+        assert_eq!(
+            rc.databases["other"],
+            DatabaseConfig::Local {
+                path: "/cfg/x/other.db".into()
+            }
+        );
     }
 }

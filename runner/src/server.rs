@@ -103,7 +103,12 @@ impl Server {
         let path = req.uri().path().to_string();
 
         let response = match self.app.router.route(&path) {
-            None => problem(StatusCode::NOT_FOUND, "route_not_found", "No route matches this path.", &request_id),
+            None => problem(
+                StatusCode::NOT_FOUND,
+                "route_not_found",
+                "No route matches this path.",
+                &request_id,
+            ),
             Some((matched, index)) => {
                 set_spin_headers(&mut req, &matched, client, &request_id);
                 match self.run_component(index, req).await {
@@ -136,8 +141,16 @@ impl Server {
         response
     }
 
-    async fn run_component(&self, index: usize, req: Request<Incoming>) -> Result<Response<Body>, Failure> {
-        let _permit = self.permits.acquire().await.map_err(|e| Failure::internal(e.into()))?;
+    async fn run_component(
+        &self,
+        index: usize,
+        req: Request<Incoming>,
+    ) -> Result<Response<Body>, Failure> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| Failure::internal(e.into()))?;
         let component = &self.app.components[index];
         let limits = &self.app.limits;
 
@@ -257,14 +270,24 @@ fn request_id(req: &Request<Incoming>) -> String {
 
 /// Sets the headers Spin gives components, after removing any a client sent itself
 /// (a client must not be able to claim another `spin-client-addr`).
-fn set_spin_headers(req: &mut Request<Incoming>, matched: &RouteMatch, client: SocketAddr, request_id: &str) {
+fn set_spin_headers(
+    req: &mut Request<Incoming>,
+    matched: &RouteMatch,
+    client: SocketAddr,
+    request_id: &str,
+) {
     let host = req
         .headers()
         .get(hyper::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost")
         .to_string();
-    let path_and_query = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/").to_string();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str())
+        .unwrap_or("/")
+        .to_string();
     let headers = req.headers_mut();
     let spoofed: Vec<HeaderName> = headers
         .keys()
@@ -275,7 +298,10 @@ fn set_spin_headers(req: &mut Request<Incoming>, matched: &RouteMatch, client: S
         headers.remove(name);
     }
     let mut set = |name: &str, value: &str| {
-        if let (Ok(n), Ok(v)) = (HeaderName::from_bytes(name.as_bytes()), HeaderValue::from_str(value)) {
+        if let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
             headers.insert(n, v);
         }
     };
@@ -305,6 +331,10 @@ fn problem(status: StatusCode, code: &str, detail: &str, request_id: &str) -> Re
     Response::builder()
         .status(status)
         .header("content-type", "application/problem+json")
-        .body(Full::new(Bytes::from(body.to_string())).map_err(|never| match never {}).boxed_unsync())
+        .body(
+            Full::new(Bytes::from(body.to_string()))
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
         .expect("static response parts are valid")
 }

@@ -16,7 +16,10 @@ pub const TEST_JWT_SECRET: &str = "arcana-test-secret-0123456789abcdef0123456789
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The cargo target folder.
@@ -141,7 +144,12 @@ impl Runner {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Ok(url) = rx.recv_timeout(Duration::from_millis(50)) {
-                return Ok(Runner { child, url, dir, stderr_path });
+                return Ok(Runner {
+                    child,
+                    url,
+                    dir,
+                    stderr_path,
+                });
             }
             if let Ok(Some(status)) = child.try_wait() {
                 let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
@@ -195,12 +203,14 @@ pub async fn static_server(body: &'static str) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
                 let svc = service_fn(move |_req| async move {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(http_body_util::Full::new(
-                        bytes::Bytes::from_static(body.as_bytes()),
-                    )))
+                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
+                        http_body_util::Full::new(bytes::Bytes::from_static(body.as_bytes())),
+                    ))
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)

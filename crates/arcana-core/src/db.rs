@@ -81,7 +81,9 @@ impl Row<'_> {
     pub fn text(&self, i: usize) -> Result<String, DbError> {
         match self.values.get(i) {
             Some(Value::Text(s)) => Ok(s.clone()),
-            other => Err(DbError::Decode(format!("column {i}: expected text, got {other:?}"))),
+            other => Err(DbError::Decode(format!(
+                "column {i}: expected text, got {other:?}"
+            ))),
         }
     }
 
@@ -97,7 +99,9 @@ impl Row<'_> {
     pub fn int(&self, i: usize) -> Result<i64, DbError> {
         match self.values.get(i) {
             Some(Value::Integer(n)) => Ok(*n),
-            other => Err(DbError::Decode(format!("column {i}: expected integer, got {other:?}"))),
+            other => Err(DbError::Decode(format!(
+                "column {i}: expected integer, got {other:?}"
+            ))),
         }
     }
 
@@ -114,7 +118,9 @@ impl Row<'_> {
         match self.values.get(i) {
             Some(Value::Real(f)) => Ok(*f),
             Some(Value::Integer(n)) => Ok(*n as f64),
-            other => Err(DbError::Decode(format!("column {i}: expected real, got {other:?}"))),
+            other => Err(DbError::Decode(format!(
+                "column {i}: expected real, got {other:?}"
+            ))),
         }
     }
 
@@ -148,7 +154,9 @@ impl DbError {
     /// Classifies a driver error message (Spin's SQLite interface reports text only).
     pub fn from_message(message: impl Into<String>) -> DbError {
         let message = message.into();
-        if message.contains("UNIQUE constraint failed") || message.contains("PRIMARY KEY constraint failed") {
+        if message.contains("UNIQUE constraint failed")
+            || message.contains("PRIMARY KEY constraint failed")
+        {
             DbError::Unique(message)
         } else if message.contains("constraint failed") {
             DbError::Constraint(message)
@@ -165,8 +173,12 @@ impl From<DbError> for ApiError {
         match e {
             DbError::Unavailable(_) => {
                 tracing::error!(error = %e, "database unavailable");
-                ApiError::new(503, "database_unavailable", "The database is busy or unreachable; retry shortly.")
-                    .with_header("retry-after", "1")
+                ApiError::new(
+                    503,
+                    "database_unavailable",
+                    "The database is busy or unreachable; retry shortly.",
+                )
+                .with_header("retry-after", "1")
             }
             other => ApiError::internal(other),
         }
@@ -186,7 +198,10 @@ pub trait Db {
 
 /// Runs `f` inside a write transaction: committed when it returns `Ok`, rolled back
 /// otherwise, so a failed request never leaves half its writes behind.
-pub fn transaction<T, E: From<DbError>>(db: &dyn Db, f: impl FnOnce() -> Result<T, E>) -> Result<T, E> {
+pub fn transaction<T, E: From<DbError>>(
+    db: &dyn Db,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, E> {
     db.execute("BEGIN IMMEDIATE", &[])?;
     match f() {
         Ok(value) => {
@@ -217,7 +232,10 @@ pub mod testing {
 
     impl TestDb {
         pub fn new() -> TestDb {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("test.db");
             let conn = rt.block_on(async {
@@ -228,7 +246,17 @@ pub mod testing {
                 }
                 conn
             });
-            TestDb { _dir: dir, conn, rt }
+            TestDb {
+                _dir: dir,
+                conn,
+                rt,
+            }
+        }
+    }
+
+    impl Default for TestDb {
+        fn default() -> TestDb {
+            TestDb::new()
         }
     }
 
@@ -246,9 +274,15 @@ pub mod testing {
                 .collect();
             self.rt.block_on(async {
                 let err = |e: libsql::Error| DbError::from_message(e.to_string());
-                let mut rows = self.conn.query(sql, libsql::params_from_iter(params)).await.map_err(err)?;
+                let mut rows = self
+                    .conn
+                    .query(sql, libsql::params_from_iter(params))
+                    .await
+                    .map_err(err)?;
                 let n = rows.column_count();
-                let columns = (0..n).map(|i| rows.column_name(i).unwrap_or("").to_string()).collect();
+                let columns = (0..n)
+                    .map(|i| rows.column_name(i).unwrap_or("").to_string())
+                    .collect();
                 let mut out = Vec::new();
                 while let Some(row) = rows.next().await.map_err(err)? {
                     let mut values = Vec::new();

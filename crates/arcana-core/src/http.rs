@@ -37,7 +37,8 @@ impl ApiRequest {
 
     /// Adds a header (builder style).
     pub fn header(mut self, name: &str, value: &str) -> ApiRequest {
-        self.headers.push((name.to_ascii_lowercase(), value.to_string()));
+        self.headers
+            .push((name.to_ascii_lowercase(), value.to_string()));
         self
     }
 
@@ -64,8 +65,13 @@ impl ApiRequest {
 
     /// The media type of the body, lower-case, without parameters.
     pub fn content_type(&self) -> Option<String> {
-        self.header_value("content-type")
-            .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        self.header_value("content-type").map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
     }
 
     /// Parses a JSON body: 415 for another media type, 400 for malformed JSON,
@@ -74,7 +80,10 @@ impl ApiRequest {
         match self.content_type().as_deref() {
             Some("application/json") => {}
             Some(_) | None if self.body.is_empty() => {
-                return Err(ApiError::bad_request("missing_body", "A JSON body is required."));
+                return Err(ApiError::bad_request(
+                    "missing_body",
+                    "A JSON body is required.",
+                ));
             }
             _ => {
                 return Err(ApiError::new(
@@ -220,7 +229,10 @@ mod tests {
         let req = ApiRequest::new("POST", "/").header("content-type", "application/json");
         let mut bad = req.clone();
         bad.body = b"{not json".to_vec();
-        assert_eq!(bad.json::<serde_json::Value>().unwrap_err().code, "malformed_json");
+        assert_eq!(
+            bad.json::<serde_json::Value>().unwrap_err().code,
+            "malformed_json"
+        );
         let mut shape = req.clone();
         shape.body = b"{\"a\": 1}".to_vec();
         #[derive(serde::Deserialize, Debug)]

@@ -34,6 +34,9 @@ mod tests {
             .collect();
         on_disk.sort();
         let embedded: Vec<&str> = super::ALL.iter().map(|m| m.file_name).collect();
-        assert_eq!(on_disk, embedded, "add new migration files to migrations::ALL");
+        assert_eq!(
+            on_disk, embedded,
+            "add new migration files to migrations::ALL"
+        );
     }
 }

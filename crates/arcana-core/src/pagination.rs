@@ -56,10 +56,17 @@ impl PageRequest {
                 .ok()
                 .filter(|n| (1..=MAX_LIMIT).contains(n))
                 .ok_or_else(|| {
-                    ApiError::bad_request("invalid_limit", format!("limit must be 1 to {MAX_LIMIT}"))
+                    ApiError::bad_request(
+                        "invalid_limit",
+                        format!("limit must be 1 to {MAX_LIMIT}"),
+                    )
                 })?,
         };
-        let after = req.query_param("cursor").filter(|c| !c.is_empty()).map(|c| Cursor::decode(&c)).transpose()?;
+        let after = req
+            .query_param("cursor")
+            .filter(|c| !c.is_empty())
+            .map(|c| Cursor::decode(&c))
+            .transpose()?;
         Ok(PageRequest { limit, after })
     }
 }
@@ -78,7 +85,11 @@ impl<T> Page<T> {
     pub fn from_rows(mut items: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> Cursor) -> Page<T> {
         let more = items.len() as i64 > limit;
         items.truncate(limit as usize);
-        let next_cursor = if more { items.last().map(|i| cursor_of(i).encode()) } else { None };
+        let next_cursor = if more {
+            items.last().map(|i| cursor_of(i).encode())
+        } else {
+            None
+        };
         Page { items, next_cursor }
     }
 }
@@ -89,7 +100,10 @@ mod tests {
 
     #[test]
     fn cursor_round_trips_and_garbage_is_rejected() {
-        let c = Cursor { key: "2026".into(), id: "x".into() };
+        let c = Cursor {
+            key: "2026".into(),
+            id: "x".into(),
+        };
         assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
         assert_eq!(Cursor::decode("!!").unwrap_err().code, "invalid_cursor");
     }
@@ -98,15 +112,31 @@ mod tests {
     fn limits_are_bounded() {
         assert!(PageRequest::from_request(&ApiRequest::new("GET", "/x?limit=0")).is_err());
         assert!(PageRequest::from_request(&ApiRequest::new("GET", "/x?limit=201")).is_err());
-        assert_eq!(PageRequest::from_request(&ApiRequest::new("GET", "/x")).unwrap().limit, DEFAULT_LIMIT);
+        assert_eq!(
+            PageRequest::from_request(&ApiRequest::new("GET", "/x"))
+                .unwrap()
+                .limit,
+            DEFAULT_LIMIT
+        );
     }
 
     #[test]
     fn extra_row_means_next_cursor() {
-        let page = Page::from_rows(vec![1, 2, 3], 2, |i| Cursor { key: i.to_string(), id: i.to_string() });
+        let page = Page::from_rows(vec![1, 2, 3], 2, |i| Cursor {
+            key: i.to_string(),
+            id: i.to_string(),
+        });
         assert_eq!(page.items, vec![1, 2]);
-        assert_eq!(Cursor::decode(page.next_cursor.as_ref().unwrap()).unwrap().id, "2");
-        let last = Page::from_rows(vec![1], 2, |i| Cursor { key: i.to_string(), id: i.to_string() });
+        assert_eq!(
+            Cursor::decode(page.next_cursor.as_ref().unwrap())
+                .unwrap()
+                .id,
+            "2"
+        );
+        let last = Page::from_rows(vec![1], 2, |i| Cursor {
+            key: i.to_string(),
+            id: i.to_string(),
+        });
         assert!(last.next_cursor.is_none());
     }
 }

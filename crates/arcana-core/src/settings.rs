@@ -46,7 +46,9 @@ impl Settings {
         Ok(Settings {
             jwt_secret,
             token_ttl_secs: parse_or(vars, "access_token_ttl_secs", 3600).clamp(60, 30 * 86400),
-            allow_signup: vars.get("allow_signup").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
+            allow_signup: vars
+                .get("allow_signup")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
             cors_origins: vars
                 .get("cors_allowed_origins")
                 .unwrap_or_default()
@@ -54,7 +56,8 @@ impl Settings {
                 .map(|s| s.trim().trim_end_matches('/').to_string())
                 .filter(|s| !s.is_empty())
                 .collect(),
-            max_body_bytes: parse_or(vars, "max_body_bytes", 1 << 20).clamp(1024, 64 << 20) as usize,
+            max_body_bytes: parse_or(vars, "max_body_bytes", 1 << 20).clamp(1024, 64 << 20)
+                as usize,
         })
     }
 

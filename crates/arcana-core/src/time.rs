@@ -11,9 +11,8 @@ pub fn now() -> OffsetDateTime {
 
 /// `2026-11-26T05:13:32.123Z`.
 pub fn format(t: OffsetDateTime) -> String {
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     t.to_offset(time::UtcOffset::UTC)
         .format(&fmt)
         .expect("formatting a UTC time cannot fail")

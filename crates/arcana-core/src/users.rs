@@ -40,7 +40,10 @@ fn from_row(row: Row<'_>) -> Result<User, DbError> {
         email: row.opt_text(2)?,
         role: Role::parse(&role).ok_or_else(|| DbError::Decode(format!("role {role:?}")))?,
         // Unknown names (from a newer version) are ignored rather than failing the login.
-        permissions: permissions.iter().filter_map(|p| Permission::parse(p)).collect(),
+        permissions: permissions
+            .iter()
+            .filter_map(|p| Permission::parse(p))
+            .collect(),
         disabled: row.bool(5)?,
         token_version: row.int(6)?,
         created_at: row.text(7)?,
@@ -73,7 +76,8 @@ pub fn check_password(v: &mut Validator, password: &str, field: &str) {
 pub fn check_email(v: &mut Validator, email: Option<&str>) {
     if let Some(e) = email {
         let ok = e.len() <= 254
-            && e.split_once('@').is_some_and(|(a, b)| !a.is_empty() && b.contains('.'));
+            && e.split_once('@')
+                .is_some_and(|(a, b)| !a.is_empty() && b.contains('.'));
         v.check(ok, "email", "must be an e-mail address");
     }
 }
@@ -110,7 +114,10 @@ pub fn insert(db: &dyn Db, new: &NewUser<'_>, now: &str) -> Result<User, ApiErro
     );
     match result {
         Ok(()) => find_by_id(db, &id)?.ok_or_else(|| ApiError::internal("inserted user vanished")),
-        Err(DbError::Unique(_)) => Err(ApiError::conflict("username_taken", "That user name is taken.")),
+        Err(DbError::Unique(_)) => Err(ApiError::conflict(
+            "username_taken",
+            "That user name is taken.",
+        )),
         Err(e) => Err(e.into()),
     }
 }
@@ -125,7 +132,10 @@ pub fn permissions_json(perms: &[Permission]) -> String {
 
 /// A user by id.
 pub fn find_by_id(db: &dyn Db, id: &str) -> Result<Option<User>, DbError> {
-    let rows = db.query(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"), &[id.into()])?;
+    let rows = db.query(
+        &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+        &[id.into()],
+    )?;
     rows.first().map(from_row).transpose()
 }
 
@@ -151,10 +161,13 @@ pub fn count(db: &dyn Db) -> Result<i64, DbError> {
 
 /// Number of enabled admins.
 pub fn count_active_admins(db: &dyn Db) -> Result<i64, DbError> {
-    db.query("SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0", &[])?
-        .first()
-        .map(|r| r.int(0))
-        .unwrap_or(Ok(0))
+    db.query(
+        "SELECT count(*) FROM users WHERE role = 'admin' AND disabled = 0",
+        &[],
+    )?
+    .first()
+    .map(|r| r.int(0))
+    .unwrap_or(Ok(0))
 }
 
 /// Users in creation order, one page at a time.
@@ -192,7 +205,8 @@ pub struct UserChanges {
 /// Applies changes. Disabling, changing the role or the password revokes the user's
 /// tokens (their `token_version` goes up).
 pub fn update(db: &dyn Db, id: &str, changes: &UserChanges, now: &str) -> Result<(), DbError> {
-    let revoke = changes.disabled == Some(true) || changes.role.is_some() || changes.password_hash.is_some();
+    let revoke =
+        changes.disabled == Some(true) || changes.role.is_some() || changes.password_hash.is_some();
     db.execute(
         "UPDATE users SET
             role = COALESCE(?2, role),

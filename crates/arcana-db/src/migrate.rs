@@ -64,10 +64,7 @@ pub enum MigrationError {
     },
     /// A statement failed; the migration was rolled back.
     #[error("migration {name} failed and was rolled back: {source}")]
-    Failed {
-        name: String,
-        source: libsql::Error,
-    },
+    Failed { name: String, source: libsql::Error },
     /// The tracking table could not be read or written.
     #[error("database error: {0}")]
     Database(#[from] libsql::Error),
@@ -143,7 +140,10 @@ pub async fn apply_migrations(
 }
 
 /// Applies one migration inside the caller's transaction; `false` when already applied.
-async fn apply_one(conn: &libsql::Connection, migration: &Migration) -> Result<bool, MigrationError> {
+async fn apply_one(
+    conn: &libsql::Connection,
+    migration: &Migration,
+) -> Result<bool, MigrationError> {
     let mut rows = conn
         .query(
             "SELECT checksum FROM _arcana_migrations WHERE version = ?1",
@@ -166,7 +166,11 @@ async fn apply_one(conn: &libsql::Connection, migration: &Migration) -> Result<b
         })?;
     conn.execute(
         "INSERT INTO _arcana_migrations (version, name, checksum) VALUES (?1, ?2, ?3)",
-        libsql::params![migration.version, migration.name.clone(), migration.checksum()],
+        libsql::params![
+            migration.version,
+            migration.name.clone(),
+            migration.checksum()
+        ],
     )
     .await?;
     Ok(true)
@@ -202,7 +206,10 @@ mod tests {
         let all = vec![m("0001_a.sql", "CREATE TABLE a (x INTEGER);")];
         assert_eq!(apply_migrations(&conn, &all).await.unwrap(), vec!["0001_a"]);
         assert!(apply_migrations(&conn, &all).await.unwrap().is_empty());
-        assert_eq!(count(&conn, "SELECT count(*) FROM _arcana_migrations").await, 1);
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM _arcana_migrations").await,
+            1
+        );
     }
 
     #[tokio::test]
@@ -222,7 +229,10 @@ mod tests {
             count(&conn, "SELECT count(*) FROM sqlite_master WHERE name = 'b'").await,
             0
         );
-        assert_eq!(count(&conn, "SELECT max(version) FROM _arcana_migrations").await, 1);
+        assert_eq!(
+            count(&conn, "SELECT max(version) FROM _arcana_migrations").await,
+            1
+        );
     }
 
     #[tokio::test]

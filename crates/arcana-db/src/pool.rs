@@ -119,7 +119,9 @@ impl Drop for PooledConnection {
                 match conn.execute("ROLLBACK", ()).await {
                     Ok(_) if conn.is_autocommit() => pool.put_back(conn),
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "rollback of abandoned transaction failed"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "rollback of abandoned transaction failed")
+                    }
                 }
             });
         }

@@ -33,13 +33,10 @@ impl SpinDb {
 impl Db for SpinDb {
     fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
         let params: Vec<sqlite::Value> = params.iter().map(to_spin).collect();
-        let result = self
-            .conn()?
-            .execute(sql, &params)
-            .map_err(|e| match e {
-                sqlite::Error::Io(msg) => DbError::from_message(msg),
-                other => DbError::Unavailable(other.to_string()),
-            })?;
+        let result = self.conn()?.execute(sql, &params).map_err(|e| match e {
+            sqlite::Error::Io(msg) => DbError::from_message(msg),
+            other => DbError::Unavailable(other.to_string()),
+        })?;
         Ok(Rows {
             columns: result.columns,
             rows: result
@@ -87,7 +84,9 @@ pub async fn serve(routes: &[Route], req: IncomingRequest, out: ResponseOutparam
     let response = match Settings::load(&vars) {
         Err(e) => ApiResponse::problem(&e, None),
         Ok(settings) => match read_request(req, settings.max_body_bytes).await {
-            Ok(api_req) => api::serve_with_settings(routes, &SpinDb::default(), &settings, &api_req),
+            Ok(api_req) => {
+                api::serve_with_settings(routes, &SpinDb::default(), &settings, &api_req)
+            }
             Err(e) => ApiResponse::problem(&e, None),
         },
     };
@@ -117,10 +116,19 @@ pub async fn read_request(req: IncomingRequest, limit: usize) -> Result<ApiReque
         .headers()
         .entries()
         .into_iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+        .map(|(k, v)| {
+            (
+                k.to_ascii_lowercase(),
+                String::from_utf8_lossy(&v).into_owned(),
+            )
+        })
         .collect();
     let too_large = || {
-        ApiError::new(413, "body_too_large", format!("The request body is larger than {limit} bytes."))
+        ApiError::new(
+            413,
+            "body_too_large",
+            format!("The request body is larger than {limit} bytes."),
+        )
     };
     let declared = headers
         .iter()
@@ -132,7 +140,9 @@ pub async fn read_request(req: IncomingRequest, limit: usize) -> Result<ApiReque
     let mut body = Vec::new();
     let mut stream = req.into_body_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad_request("body_read_failed", format!("Cannot read the body: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad_request("body_read_failed", format!("Cannot read the body: {e}"))
+        })?;
         if body.len() + chunk.len() > limit {
             return Err(too_large());
         }
@@ -154,7 +164,10 @@ pub async fn write_response(resp: ApiResponse, out: ResponseOutparam) {
         .into_iter()
         .map(|(k, v)| (k, v.into_bytes()))
         .collect();
-    headers.push(("content-length".into(), resp.body.len().to_string().into_bytes()));
+    headers.push((
+        "content-length".into(),
+        resp.body.len().to_string().into_bytes(),
+    ));
     let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
     let outgoing = OutgoingResponse::new(fields);
     if outgoing.set_status_code(resp.status).is_err() {
@@ -162,9 +175,9 @@ pub async fn write_response(resp: ApiResponse, out: ResponseOutparam) {
     }
     let mut body = outgoing.take_body();
     out.set(outgoing);
-    if !resp.body.is_empty() {
-        if let Err(e) = body.send(resp.body).await {
-            tracing::warn!(error = ?e, "client went away while the response was written");
-        }
+    if !resp.body.is_empty()
+        && let Err(e) = body.send(resp.body).await
+    {
+        tracing::warn!(error = ?e, "client went away while the response was written");
     }
 }

@@ -5,7 +5,9 @@
 #![allow(unsafe_code)]
 
 use futures::SinkExt;
-use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, Request, Response, ResponseOutparam};
+use spin_sdk::http::{
+    Fields, IncomingRequest, OutgoingResponse, Request, Response, ResponseOutparam,
+};
 use spin_sdk::http_component;
 
 #[http_component]
@@ -52,7 +54,10 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                         conn.execute("CREATE TABLE IF NOT EXISTS probe (n INTEGER)", &[])?;
                         conn.execute("INSERT INTO probe VALUES (1)", &[])?;
                         let r = conn.execute("SELECT count(*) FROM probe", &[])?;
-                        Ok(r.rows().next().and_then(|row| row.get::<i64>("count(*)")).unwrap_or(-1))
+                        Ok(r.rows()
+                            .next()
+                            .and_then(|row| row.get::<i64>("count(*)"))
+                            .unwrap_or(-1))
                     };
                     match run() {
                         Ok(n) => reply(200, serde_json::json!({ "count": n })),
@@ -64,9 +69,11 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         "/probe/abandon-tx" => {
             // Opens a transaction and traps: the runner must roll it back.
             let conn = spin_sdk::sqlite::Connection::open_default().expect("open");
-            conn.execute("CREATE TABLE IF NOT EXISTS probe (n INTEGER)", &[]).expect("create");
+            conn.execute("CREATE TABLE IF NOT EXISTS probe (n INTEGER)", &[])
+                .expect("create");
             conn.execute("BEGIN", &[]).expect("begin");
-            conn.execute("INSERT INTO probe VALUES (99)", &[]).expect("insert");
+            conn.execute("INSERT INTO probe VALUES (99)", &[])
+                .expect("insert");
             panic!("trapping inside a transaction");
         }
         "/probe/trap" => panic!("probe asked to trap"),
@@ -80,12 +87,19 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         "/probe/alloc" => {
             let mib: usize = param("mib").and_then(|v| v.parse().ok()).unwrap_or(1);
             let v = vec![1u8; mib << 20];
-            reply(200, serde_json::json!({ "allocated": std::hint::black_box(v).len() }))
+            reply(
+                200,
+                serde_json::json!({ "allocated": std::hint::black_box(v).len() }),
+            )
         }
         "/probe/stream" => {
             let n: usize = param("chunks").and_then(|v| v.parse().ok()).unwrap_or(3);
-            let delay: u64 = param("delay_ms").and_then(|v| v.parse().ok()).unwrap_or(200);
-            let resp = OutgoingResponse::new(Fields::from_list(&[("content-type".to_string(), b"text/plain".to_vec())]).unwrap());
+            let delay: u64 = param("delay_ms")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(200);
+            let resp = OutgoingResponse::new(
+                Fields::from_list(&[("content-type".to_string(), b"text/plain".to_vec())]).unwrap(),
+            );
             let mut body = resp.take_body();
             out.set(resp);
             for i in 0..n {

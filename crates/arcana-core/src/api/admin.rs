@@ -46,7 +46,9 @@ pub struct UpdateUserRequest {
     pub password: Option<String>,
 }
 
-fn double_option<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+fn double_option<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
     Option::<String>::deserialize(d).map(Some)
 }
 
@@ -60,7 +62,10 @@ fn only_admin_may(caller: &AuthUser, ok: bool, what: &str) -> ApiResult<()> {
     if ok || caller.user.role == Role::Admin {
         Ok(())
     } else {
-        Err(ApiError::forbidden("admin_required", format!("Only an admin may {what}.")))
+        Err(ApiError::forbidden(
+            "admin_required",
+            format!("Only an admin may {what}."),
+        ))
     }
 }
 
@@ -148,7 +153,10 @@ pub fn update_user(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiR
             && !target.disabled
             && (changes.role == Some(Role::User) || changes.disabled == Some(true));
         if loses_admin && users::count_active_admins(ctx.db)? <= 1 {
-            return Err(ApiError::conflict("last_admin", "This is the last enabled admin."));
+            return Err(ApiError::conflict(
+                "last_admin",
+                "This is the last enabled admin.",
+            ));
         }
         users::update(ctx.db, &id, &changes, &crate::time::now_string())?;
         users::find_by_id(ctx.db, &id)?.ok_or_else(|| ApiError::not_found("user"))
@@ -167,8 +175,14 @@ pub fn delete_user(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiR
     transaction(ctx.db, || {
         let target = users::find_by_id(ctx.db, &id)?.ok_or_else(|| ApiError::not_found("user"))?;
         only_admin_may(&caller, target.role != Role::Admin, "delete an admin")?;
-        if target.role == Role::Admin && !target.disabled && users::count_active_admins(ctx.db)? <= 1 {
-            return Err(ApiError::conflict("last_admin", "This is the last enabled admin."));
+        if target.role == Role::Admin
+            && !target.disabled
+            && users::count_active_admins(ctx.db)? <= 1
+        {
+            return Err(ApiError::conflict(
+                "last_admin",
+                "This is the last enabled admin.",
+            ));
         }
         users::delete(ctx.db, &id)?;
         Ok(())

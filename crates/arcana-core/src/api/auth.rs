@@ -112,7 +112,12 @@ pub fn login(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiRe
             }
             match (username, password) {
                 (Some(username), Some(password)) => LoginRequest { username, password },
-                _ => return Err(ApiError::bad_request("missing_fields", "Send username and password.")),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "missing_fields",
+                        "Send username and password.",
+                    ));
+                }
             }
         }
         Some("application/json") => parse_json(&req.body)?,
@@ -124,14 +129,20 @@ pub fn login(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiRe
 
     let found = users::find_for_login(ctx.db, &body.username)?;
     // Verify against a dummy hash for unknown names so timing does not reveal them.
-    let stored = found.as_ref().map(|(_, h)| h.as_str()).unwrap_or(password::DUMMY_HASH);
+    let stored = found
+        .as_ref()
+        .map(|(_, h)| h.as_str())
+        .unwrap_or(password::DUMMY_HASH);
     let password_ok = password::verify(&body.password, stored);
     let user = match found {
         Some((user, _)) if password_ok && !user.disabled => user,
         _ => {
             throttle::record_failure(ctx.db, &name, now)?;
             tracing::info!(request_id = %ctx.request_id, "failed login");
-            return Err(ApiError::unauthorized("invalid_credentials", "Wrong user name or password."));
+            return Err(ApiError::unauthorized(
+                "invalid_credentials",
+                "Wrong user name or password.",
+            ));
         }
     };
     throttle::record_success(ctx.db, &name)?;

@@ -35,7 +35,11 @@ pub struct Route {
 
 /// Shorthand for route tables.
 pub const fn route(method: &'static str, path: &'static str, handler: Handler) -> Route {
-    Route { method, path, handler }
+    Route {
+        method,
+        path,
+        handler,
+    }
 }
 
 /// The request id: the caller's `x-request-id` when sane, else a new UUID.
@@ -55,26 +59,32 @@ pub fn serve(routes: &[Route], db: &dyn Db, vars: &dyn Vars, req: &ApiRequest) -
 }
 
 /// [`serve`] with settings already loaded (the host needed them to limit the body).
-pub fn serve_with_settings(routes: &[Route], db: &dyn Db, settings: &Settings, req: &ApiRequest) -> ApiResponse {
+pub fn serve_with_settings(
+    routes: &[Route],
+    db: &dyn Db,
+    settings: &Settings,
+    req: &ApiRequest,
+) -> ApiResponse {
     let request_id = request_id(req);
-    let mut response = if req.method == "OPTIONS" && req.header_value("access-control-request-method").is_some() {
-        preflight(routes, settings, req)
-    } else {
-        let ctx = Ctx {
-            db,
-            settings,
-            request_id: &request_id,
-        };
-        match dispatch(routes, &ctx, req) {
-            Ok(resp) => resp,
-            Err(e) => {
-                if e.status >= 500 {
-                    tracing::error!(request_id = %request_id, code = e.code, "request failed");
+    let mut response =
+        if req.method == "OPTIONS" && req.header_value("access-control-request-method").is_some() {
+            preflight(routes, settings, req)
+        } else {
+            let ctx = Ctx {
+                db,
+                settings,
+                request_id: &request_id,
+            };
+            match dispatch(routes, &ctx, req) {
+                Ok(resp) => resp,
+                Err(e) => {
+                    if e.status >= 500 {
+                        tracing::error!(request_id = %request_id, code = e.code, "request failed");
+                    }
+                    ApiResponse::problem(&e, Some(&request_id))
                 }
-                ApiResponse::problem(&e, Some(&request_id))
             }
-        }
-    };
+        };
     add_cors(&mut response, settings, req);
     response.headers.push(("x-request-id".into(), request_id));
     response
@@ -92,12 +102,20 @@ fn dispatch(routes: &[Route], ctx: &Ctx<'_>, req: &ApiRequest) -> ApiResult<ApiR
         }
     }
     if allowed.is_empty() {
-        return Err(ApiError::new(404, "route_not_found", format!("No endpoint at {}.", req.path)));
+        return Err(ApiError::new(
+            404,
+            "route_not_found",
+            format!("No endpoint at {}.", req.path),
+        ));
     }
     allowed.sort_unstable();
     allowed.dedup();
-    Err(ApiError::new(405, "method_not_allowed", format!("Use one of: {}.", allowed.join(", ")))
-        .with_header("allow", allowed.join(", ")))
+    Err(ApiError::new(
+        405,
+        "method_not_allowed",
+        format!("Use one of: {}.", allowed.join(", ")),
+    )
+    .with_header("allow", allowed.join(", ")))
 }
 
 /// The allowed origin to echo, if the request's `Origin` is on the list.
@@ -112,8 +130,12 @@ fn allowed_origin<'a>(settings: &Settings, req: &'a ApiRequest) -> Option<&'a st
 
 fn add_cors(resp: &mut ApiResponse, settings: &Settings, req: &ApiRequest) {
     if let Some(origin) = allowed_origin(settings, req) {
-        resp.headers.push(("access-control-allow-origin".into(), origin.to_string()));
-        resp.headers.push(("access-control-expose-headers".into(), "x-request-id, retry-after".into()));
+        resp.headers
+            .push(("access-control-allow-origin".into(), origin.to_string()));
+        resp.headers.push((
+            "access-control-expose-headers".into(),
+            "x-request-id, retry-after".into(),
+        ));
         resp.headers.push(("vary".into(), "origin".into()));
     }
 }
@@ -131,12 +153,14 @@ fn preflight(routes: &[Route], settings: &Settings, req: &ApiRequest) -> ApiResp
         .collect();
     methods.sort_unstable();
     methods.dedup();
-    resp.headers.push(("access-control-allow-methods".into(), methods.join(", ")));
+    resp.headers
+        .push(("access-control-allow-methods".into(), methods.join(", ")));
     resp.headers.push((
         "access-control-allow-headers".into(),
         "authorization, content-type, x-request-id".into(),
     ));
-    resp.headers.push(("access-control-max-age".into(), "600".into()));
+    resp.headers
+        .push(("access-control-max-age".into(), "600".into()));
     resp
 }
 

@@ -25,7 +25,10 @@ struct BearerAuth;
 impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
     }
 }
 
@@ -56,6 +59,9 @@ mod tests {
                 missing.push(format!("{} {}", r.method, r.path));
             }
         }
-        assert!(missing.is_empty(), "routes missing from OpenAPI: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "routes missing from OpenAPI: {missing:?}"
+        );
     }
 }

@@ -48,7 +48,8 @@ pub fn health(ctx: &Ctx<'_>, _: &ApiRequest, _: &PathParams) -> ApiResult<ApiRes
             error: result.err().map(|_| "database did not answer".to_string()),
         },
     };
-    Ok(ApiResponse::json(if ok { 200 } else { 503 }, &health).with_header("cache-control", "no-store"))
+    Ok(ApiResponse::json(if ok { 200 } else { 503 }, &health)
+        .with_header("cache-control", "no-store"))
 }
 
 /// The OpenAPI 3.1 document of every endpoint.

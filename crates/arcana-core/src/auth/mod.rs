@@ -43,14 +43,20 @@ impl AuthUser {
 pub fn bearer_token(req: &ApiRequest) -> Option<&str> {
     let value = req.header_value("authorization")?;
     let (scheme, token) = value.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// Verifies the request's token and loads its user: 401 for a missing, malformed,
 /// forged or expired token, a deleted or disabled user, or a revoked token version.
 pub fn authenticate(db: &dyn Db, settings: &Settings, req: &ApiRequest) -> ApiResult<AuthUser> {
     let token = bearer_token(req).ok_or_else(|| {
-        ApiError::unauthorized("missing_token", "Send an access token: Authorization: Bearer <token>.")
+        ApiError::unauthorized(
+            "missing_token",
+            "Send an access token: Authorization: Bearer <token>.",
+        )
     })?;
     authenticate_token(db, settings, token)
 }
@@ -58,7 +64,8 @@ pub fn authenticate(db: &dyn Db, settings: &Settings, req: &ApiRequest) -> ApiRe
 /// Like [`authenticate`], for a token that came another way (a WebSocket query parameter).
 pub fn authenticate_token(db: &dyn Db, settings: &Settings, token: &str) -> ApiResult<AuthUser> {
     let claims = token::verify(&settings.jwt_secret, token)?;
-    let revoked = || ApiError::unauthorized("invalid_token", "The access token is no longer valid.");
+    let revoked =
+        || ApiError::unauthorized("invalid_token", "The access token is no longer valid.");
     let user = users::find_by_id(db, &claims.sub)?.ok_or_else(revoked)?;
     if user.disabled || user.token_version != claims.ver {
         return Err(revoked());

@@ -24,15 +24,16 @@ pub fn hash(password: &str) -> Result<String, ApiError> {
 /// Checks a password against a stored PHC string. A malformed stored hash verifies as false.
 pub fn verify(password: &str, stored: &str) -> bool {
     match PasswordHash::new(stored) {
-        Ok(parsed) => hasher().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => hasher()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
 
 /// A valid hash of a random password, verified against when the account does not
 /// exist so that a login takes as long for unknown names as for known ones.
-pub const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Ky2Wq2dQe3yq1F1Fq0x0w4L0a3mXg0c1xvS0jHq6n0Y";
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Ky2Wq2dQe3yq1F1Fq0x0w4L0a3mXg0c1xvS0jHq6n0Y";
 
 #[cfg(test)]
 mod tests {

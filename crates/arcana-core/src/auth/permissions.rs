@@ -23,7 +23,11 @@ pub enum Permission {
 
 impl Permission {
     /// Every permission, for validation and documentation.
-    pub const ALL: [Permission; 3] = [Permission::Terminal, Permission::LlmAdmin, Permission::UsersAdmin];
+    pub const ALL: [Permission; 3] = [
+        Permission::Terminal,
+        Permission::LlmAdmin,
+        Permission::UsersAdmin,
+    ];
 
     /// The wire name.
     pub fn as_str(self) -> &'static str {

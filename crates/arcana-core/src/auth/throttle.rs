@@ -25,18 +25,18 @@ pub fn check(db: &dyn Db, name: &str, now: OffsetDateTime) -> Result<(), ApiErro
         "SELECT locked_until FROM login_throttle WHERE username_norm = ?1",
         &[name.into()],
     )?;
-    if let Some(row) = rows.first() {
-        if let Some(until) = row.opt_text(0)?.as_deref().and_then(parse) {
-            if until > now {
-                let secs = (until - now).whole_seconds().max(1);
-                return Err(ApiError::new(
-                    429,
-                    "too_many_attempts",
-                    "Too many failed logins for this account; try again later.",
-                )
-                .with_header("retry-after", secs.to_string()));
-            }
-        }
+    let locked_until = match rows.first() {
+        Some(row) => row.opt_text(0)?.as_deref().and_then(parse),
+        None => None,
+    };
+    if let Some(until) = locked_until.filter(|u| *u > now) {
+        let secs = (until - now).whole_seconds().max(1);
+        return Err(ApiError::new(
+            429,
+            "too_many_attempts",
+            "Too many failed logins for this account; try again later.",
+        )
+        .with_header("retry-after", secs.to_string()));
     }
     Ok(())
 }
@@ -67,13 +67,21 @@ pub fn record_failure(db: &dyn Db, name: &str, now: OffsetDateTime) -> Result<()
              failures = excluded.failures,
              window_start = excluded.window_start,
              locked_until = excluded.locked_until",
-        &[name.into(), failures.into(), format(window_start).into(), locked_until.into()],
+        &[
+            name.into(),
+            failures.into(),
+            format(window_start).into(),
+            locked_until.into(),
+        ],
     )
 }
 
 /// Forgets failures after a successful login.
 pub fn record_success(db: &dyn Db, name: &str) -> Result<(), DbError> {
-    db.execute("DELETE FROM login_throttle WHERE username_norm = ?1", &[name.into()])
+    db.execute(
+        "DELETE FROM login_throttle WHERE username_norm = ?1",
+        &[name.into()],
+    )
 }
 
 /// How long to lock after `failures` failures in the window.
@@ -82,7 +90,9 @@ pub fn lock_duration(failures: i64) -> Option<Duration> {
         return None;
     }
     let doublings = (failures - FREE_FAILURES).min(20) as u32;
-    let secs = BASE_LOCK_SECS.saturating_mul(1i64 << doublings).min(MAX_LOCK_SECS);
+    let secs = BASE_LOCK_SECS
+        .saturating_mul(1i64 << doublings)
+        .min(MAX_LOCK_SECS);
     Some(Duration::seconds(secs))
 }
 
@@ -110,7 +120,14 @@ mod tests {
         record_failure(&db, "bob", t0).unwrap();
         let err = check(&db, "bob", t0).unwrap_err();
         assert_eq!(err.status, 429);
-        let retry: i64 = err.headers.iter().find(|h| h.0 == "retry-after").unwrap().1.parse().unwrap();
+        let retry: i64 = err
+            .headers
+            .iter()
+            .find(|h| h.0 == "retry-after")
+            .unwrap()
+            .1
+            .parse()
+            .unwrap();
         assert!((1..=BASE_LOCK_SECS).contains(&retry));
         check(&db, "bob", t0 + Duration::seconds(BASE_LOCK_SECS + 1)).unwrap();
         check(&db, "alice", t0).unwrap();

@@ -31,8 +31,12 @@ pub struct Claims {
 
 /// Signs claims.
 pub fn issue(secret: &[u8], claims: &Claims) -> Result<String, ApiError> {
-    jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &EncodingKey::from_secret(secret))
-        .map_err(ApiError::internal)
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(ApiError::internal)
 }
 
 /// Verifies signature, algorithm, issuer and expiry (no leeway).
@@ -44,10 +48,14 @@ pub fn verify(secret: &[u8], token: &str) -> Result<Claims, ApiError> {
     jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
         .map(|data| data.claims)
         .map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => {
-                ApiError::unauthorized("token_expired", "The access token has expired; log in again.")
-            }
-            _ => ApiError::unauthorized("invalid_token", "The access token is malformed or not valid."),
+            ErrorKind::ExpiredSignature => ApiError::unauthorized(
+                "token_expired",
+                "The access token has expired; log in again.",
+            ),
+            _ => ApiError::unauthorized(
+                "invalid_token",
+                "The access token is malformed or not valid.",
+            ),
         })
 }
 
