@@ -6,6 +6,7 @@
 //! machine. All traffic goes to 127.0.0.1 and every run is bounded in time.
 
 mod load;
+mod terminal;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,16 @@ use bytes::Bytes;
 use clap::Parser;
 use serde_json::json;
 
-/// Benchmark options.
+/// Which benchmark to run.
+#[derive(Parser)]
+enum Cli {
+    /// `GET /api/health` and `GET /api/auth/me` through the runner vs a bare hyper server.
+    Api(Args),
+    /// terminal-host throughput, keystroke latency and idle memory vs a bare PTY.
+    Terminal(terminal::Args),
+}
+
+/// Options of the API benchmark.
 #[derive(Parser)]
 struct Args {
     /// Seconds per measurement round.
@@ -34,7 +44,13 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    match Cli::parse() {
+        Cli::Api(args) => api(args).await,
+        Cli::Terminal(args) => terminal::run(args).await,
+    }
+}
+
+async fn api(args: Args) -> anyhow::Result<()> {
     let runner = Runner::start();
     let http = client();
     http.post(runner.at("/api/auth/register"))

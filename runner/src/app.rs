@@ -18,7 +18,7 @@ use crate::host::{self, ComponentCapabilities, HostState};
 use crate::manifest::{Manifest, RouteSpec};
 use crate::outbound::OutboundPolicy;
 use crate::routes::{RoutePattern, Router};
-use crate::runtime_config::RuntimeConfig;
+use arcana_db::RuntimeConfig;
 use crate::variables::{AppVariables, expand_template, resolve_component_variables};
 
 /// Limits applied to every request. Defaults suit a small server; all are flags of `up`.
@@ -65,6 +65,8 @@ pub struct App {
     /// Route patterns in manifest order, for the start-up banner.
     pub route_list: Vec<(String, String)>,
     pub databases: BTreeMap<String, Pool>,
+    /// Resolved application variables (for sidecars that share them).
+    pub variables: AppVariables,
 }
 
 /// Options for [`App::load`].
@@ -230,6 +232,7 @@ impl App {
             limits: opts.limits,
             route_list,
             databases,
+            variables: app_vars,
         })
     }
 }

@@ -9,7 +9,6 @@
 //! - [`manifest`]: `spin.toml` v2.
 //! - [`routes`]: Spin's route syntax and precedence.
 //! - [`variables`]: application variables and component templates.
-//! - [`runtime_config`]: Spin's `runtime-config.toml` (database labels → libSQL).
 //! - [`outbound`]: the `allowed_outbound_hosts` policy.
 //! - [`host`]: per-request store state and the Spin host interfaces.
 //! - [`app`]: loading and checking an application.
@@ -25,7 +24,6 @@ pub mod host;
 pub mod manifest;
 pub mod outbound;
 pub mod routes;
-pub mod runtime_config;
 pub mod server;
 pub mod sidecar;
 pub mod variables;

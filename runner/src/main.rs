@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use arcana_runner::app::{App, Limits, LoadOptions};
 use arcana_runner::manifest::Manifest;
-use arcana_runner::runtime_config::RuntimeConfig;
+use arcana_db::RuntimeConfig;
 use arcana_runner::{build_cmd, server};
 use clap::{Args, Parser, Subcommand};
 
@@ -65,6 +65,9 @@ struct UpArgs {
     /// Do not start terminal-host beside the components.
     #[arg(long)]
     no_terminal_host: bool,
+    /// Address for terminal-host (port 0 picks a free port).
+    #[arg(long, env = "ARCANA_TERMINAL_LISTEN", default_value = "127.0.0.1:3001")]
+    terminal_listen: SocketAddr,
     /// Limit for one request, in seconds, streamed body included.
     #[arg(long, default_value_t = 300)]
     request_timeout_secs: u64,
@@ -201,7 +204,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let _terminal_host = if args.no_terminal_host {
         None
     } else {
-        start_terminal_host(&manifest, &runtime_config)?
+        start_terminal_host(&manifest, &args, &app).await?
     };
 
     server::run(listener, app, shutdown_signal()).await?;
@@ -225,18 +228,39 @@ fn print_banner(app: &App, addr: SocketAddr, manifest: &Path) {
     }
 }
 
-fn start_terminal_host(
-    _manifest: &Manifest,
-    _runtime_config: &RuntimeConfig,
+/// Starts terminal-host on the same database and secrets, and prints its URL.
+async fn start_terminal_host(
+    manifest: &Manifest,
+    args: &UpArgs,
+    app: &App,
 ) -> anyhow::Result<Option<tokio::process::Child>> {
-    match arcana_runner::sidecar::terminal_host_path() {
-        None => Ok(None),
-        Some(path) => {
-            let child = arcana_runner::sidecar::spawn(&path, &[], &[])
-                .with_context(|| format!("cannot start {}", path.display()))?;
-            Ok(Some(child))
-        }
+    let Some(path) = arcana_runner::sidecar::terminal_host_path() else {
+        eprintln!("terminal-host is not built (cargo build -p terminal-host); serving the components only");
+        return Ok(None);
+    };
+    let mut cli = vec![
+        "--listen".to_string(),
+        args.terminal_listen.to_string(),
+        "--app-dir".to_string(),
+        manifest.dir.display().to_string(),
+    ];
+    if let Some(rc) = &args.migrate.runtime_config_file {
+        cli.push("--runtime-config-file".into());
+        cli.push(std::path::absolute(rc)?.display().to_string());
     }
+    let mut env = Vec::new();
+    if let Some(secret) = app.variables.get("jwt_secret") {
+        env.push(("SPIN_VARIABLE_JWT_SECRET".to_string(), secret.to_string()));
+    }
+    if let Some(origins) = app.variables.get("cors_allowed_origins") {
+        env.push(("ARCANA_TERMINAL_ALLOWED_ORIGINS".to_string(), origins.to_string()));
+    }
+    let (child, url) = arcana_runner::sidecar::spawn(&path, &cli, &env)
+        .await
+        .with_context(|| format!("cannot start {}", path.display()))?;
+    println!("Terminal {url}");
+    println!("  shells: {}/ws/shell/{{session_id}}", url.replacen("http://", "ws://", 1));
+    Ok(Some(child))
 }
 
 async fn shutdown_signal() {

@@ -50,6 +50,8 @@ pub struct RunnerOptions {
     pub args: Vec<String>,
     /// Runtime config text; `None` uses an embedded file in the temp folder.
     pub runtime_config: Option<String>,
+    /// Let `arcana up` start terminal-host too (on a free port).
+    pub with_terminal_host: bool,
 }
 
 impl Default for RunnerOptions {
@@ -59,6 +61,7 @@ impl Default for RunnerOptions {
             env: vec![("SPIN_VARIABLE_JWT_SECRET".into(), TEST_JWT_SECRET.into())],
             args: Vec::new(),
             runtime_config: None,
+            with_terminal_host: false,
         }
     }
 }
@@ -82,6 +85,8 @@ pub struct Runner {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// terminal-host's URL when `arcana up` started it.
+    pub terminal_url: Option<String>,
     /// The temporary folder holding the database and logs.
     pub dir: tempfile::TempDir,
     stderr_path: PathBuf,
@@ -114,11 +119,17 @@ impl Runner {
         std::fs::write(&rc_path, rc).unwrap();
         let stderr_path = dir.path().join("runner.log");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let terminal_args: &[&str] = if opts.with_terminal_host {
+            &["--terminal-listen", "127.0.0.1:0"]
+        } else {
+            &["--no-terminal-host"]
+        };
         let mut child = Command::new(binary("arcana"))
             .arg("up")
             .arg("--from")
             .arg(&opts.manifest)
-            .args(["--listen", "127.0.0.1:0", "--no-terminal-host"])
+            .args(["--listen", "127.0.0.1:0"])
+            .args(terminal_args)
             .arg("--runtime-config-file")
             .arg(&rc_path)
             .arg("--cache-dir")
@@ -137,16 +148,31 @@ impl Runner {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
                 if let Some(url) = line.strip_prefix("Serving ") {
-                    let _ = tx.send(url.trim().to_string());
+                    let _ = tx.send((false, url.trim().to_string()));
+                }
+                if let Some(url) = line.strip_prefix("Terminal ") {
+                    let _ = tx.send((true, url.trim().to_string()));
                 }
             }
         });
         let deadline = Instant::now() + Duration::from_secs(120);
+        let mut url = None;
+        let mut terminal_url = None;
         loop {
-            if let Ok(url) = rx.recv_timeout(Duration::from_millis(50)) {
+            if let Ok((is_terminal, u)) = rx.recv_timeout(Duration::from_millis(50)) {
+                if is_terminal {
+                    terminal_url = Some(u);
+                } else {
+                    url = Some(u);
+                }
+            }
+            if let Some(u) = &url
+                && (!opts.with_terminal_host || terminal_url.is_some())
+            {
                 return Ok(Runner {
                     child,
-                    url,
+                    url: u.clone(),
+                    terminal_url,
                     dir,
                     stderr_path,
                 });
@@ -219,4 +245,108 @@ pub async fn static_server(body: &'static str) -> std::net::SocketAddr {
         }
     });
     addr
+}
+
+/// A running `terminal-host`, sharing a runner's database; killed when dropped.
+pub struct TerminalHost {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    log_path: PathBuf,
+}
+
+impl TerminalHost {
+    /// Starts terminal-host on the runner's database with extra arguments.
+    pub fn start(runner: &Runner, args: &[&str]) -> TerminalHost {
+        let log_path = runner.dir.path().join(format!("terminal-host-{}.log", uuid_like()));
+        let log = std::fs::File::create(&log_path).unwrap();
+        let mut child = Command::new(binary("terminal-host"))
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--runtime-config-file")
+            .arg(runner.dir.path().join("runtime-config.toml"))
+            .args(args)
+            .env("SPIN_VARIABLE_JWT_SECRET", TEST_JWT_SECRET)
+            .env("RUST_LOG", "info")
+            // Shells get an empty home: the machine's own ~/.bashrc stays out of the tests.
+            .env("HOME", runner.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn terminal-host");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(url) = line.strip_prefix("Serving ") {
+                        break url.trim().to_string();
+                    }
+                }
+                _ => {
+                    let _ = child.wait();
+                    panic!("terminal-host did not start:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+                }
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        TerminalHost { child, url, log_path }
+    }
+
+    /// `url + path`.
+    pub fn at(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+
+    /// `ws://.../ws/shell/{id}` plus a query string.
+    pub fn ws_url(&self, session_id: &str, query: &str) -> String {
+        format!("{}/ws/shell/{session_id}{query}", self.url.replacen("http://", "ws://", 1))
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL (a crash) and waits for it.
+    pub fn crash(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Asks for a clean shutdown (SIGTERM) and waits up to 20 s.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "terminal-host did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Everything it logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
+
+impl Drop for TerminalHost {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn uuid_like() -> String {
+    format!("{:x}", Instant::now().elapsed().as_nanos() ^ std::process::id() as u128 ^ rand_u64() as u128)
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(1);
+    h.finish()
 }

@@ -20,7 +20,10 @@ macro_rules! migration {
 }
 
 /// Every migration, in order. A test checks this list against the folder.
-pub const ALL: &[EmbeddedMigration] = &[migration!("0001_users.sql")];
+pub const ALL: &[EmbeddedMigration] = &[
+    migration!("0001_users.sql"),
+    migration!("0002_terminal.sql"),
+];
 
 #[cfg(test)]
 mod tests {

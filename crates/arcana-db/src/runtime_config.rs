@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use arcana_db::DatabaseConfig;
+use crate::DatabaseConfig;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, Default)]

@@ -1,0 +1,94 @@
+//! terminal-host's configuration, from flags or environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// PTY shells over WebSocket for the Arcana dashboard.
+#[derive(Debug, Clone, Parser)]
+#[command(version, about)]
+pub struct Config {
+    /// Address to listen on; port 0 picks one (printed as `Serving http://...`).
+    #[arg(long, env = "ARCANA_TERMINAL_LISTEN", default_value = "127.0.0.1:3001")]
+    pub listen: SocketAddr,
+
+    /// Spin runtime config mapping the `default` database (the same file as for `spin up`).
+    #[arg(long, env = "ARCANA_RUNTIME_CONFIG")]
+    pub runtime_config_file: Option<PathBuf>,
+    /// Folder of the Spin app; without a runtime config the database is `.spin/sqlite_db.db` in it.
+    #[arg(long, env = "ARCANA_APP_DIR", default_value = ".")]
+    pub app_dir: PathBuf,
+
+    /// HMAC key of the access tokens: the same value as the components' `jwt_secret`.
+    #[arg(long, env = "SPIN_VARIABLE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: String,
+
+    /// Browser origins allowed to open shells (exact match, comma-separated). Requests
+    /// without an Origin header (scripts, CLIs) are allowed; any other Origin is refused.
+    #[arg(long, env = "ARCANA_TERMINAL_ALLOWED_ORIGINS", value_delimiter = ',',
+          default_value = "http://localhost:5173,http://127.0.0.1:5173")]
+    pub allowed_origins: Vec<String>,
+
+    /// The shell to run. With bash, command history comes from shell integration.
+    #[arg(long, env = "ARCANA_TERMINAL_SHELL", default_value = "/bin/bash")]
+    pub shell: PathBuf,
+    /// Working directory of new shells (default: the service user's home).
+    #[arg(long, env = "ARCANA_TERMINAL_WORKDIR")]
+    pub workdir: Option<PathBuf>,
+
+    /// Live sessions one user may have.
+    #[arg(long, default_value_t = 5)]
+    pub max_sessions_per_user: usize,
+    /// Close a session after this many seconds without input or output.
+    #[arg(long, default_value_t = 1800)]
+    pub idle_timeout_secs: u64,
+    /// Close a session this many seconds after it started, whatever it is doing.
+    #[arg(long, default_value_t = 43200)]
+    pub max_lifetime_secs: u64,
+    /// Keep a session's shell this many seconds after its WebSocket dropped, for reattaching.
+    #[arg(long, default_value_t = 300)]
+    pub detach_grace_secs: u64,
+    /// Seconds between SIGHUP and SIGKILL when a session is closed.
+    #[arg(long, default_value_t = 2)]
+    pub kill_grace_secs: u64,
+    /// Largest WebSocket message accepted, in bytes.
+    #[arg(long, default_value_t = 65536)]
+    pub max_message_bytes: usize,
+    /// Output kept per session for replay on reattach, in bytes.
+    #[arg(long, default_value_t = 262144)]
+    pub scrollback_bytes: usize,
+    /// Output stored per history entry, in bytes (the rest is marked truncated).
+    #[arg(long, default_value_t = 16384)]
+    pub history_output_bytes: usize,
+    /// Record sessions as asciicast v2 (`--record false` to turn off).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub record: bool,
+    /// Largest recording per session, in bytes; recording stops there.
+    #[arg(long, default_value_t = 10 << 20)]
+    pub recording_max_bytes: usize,
+
+    /// `text` or `json` logs.
+    #[arg(long, env = "ARCANA_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl Config {
+    /// Idle timeout as a duration.
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.idle_timeout_secs.max(1))
+    }
+    /// Lifetime limit as a duration.
+    pub fn max_lifetime(&self) -> Duration {
+        Duration::from_secs(self.max_lifetime_secs.max(1))
+    }
+    /// Detach grace as a duration.
+    pub fn detach_grace(&self) -> Duration {
+        Duration::from_secs(self.detach_grace_secs)
+    }
+    /// SIGHUP-to-SIGKILL grace as a duration.
+    pub fn kill_grace(&self) -> Duration {
+        Duration::from_secs(self.kill_grace_secs)
+    }
+}

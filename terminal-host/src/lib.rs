@@ -1,0 +1,185 @@
+//! terminal-host: PTY-backed shells over WebSocket for the Arcana dashboard.
+//!
+//! WebAssembly cannot run a PTY, so this native sidecar does, sharing the libSQL
+//! database and the access tokens of the Spin components.
+//!
+//! # Layout
+//! - [`config`]: flags and environment.
+//! - [`store`]: its tables, and the users table through `arcana_core`.
+//! - [`http`]: problem+json errors, authentication, the Origin allowlist.
+//! - [`ws`]: the WebSocket endpoint and its protocol.
+//! - [`rest`]: sessions, history, close, recordings, tickets.
+//! - [`session`]: the per-session actor (flow control, history, limits).
+//! - [`pty`]: spawning and signalling shells.
+//! - [`shell_integration`]: bash hooks and the OSC parser behind command history.
+//! - [`recording`]: asciicast v2.
+//! - [`metrics`]: live counters.
+
+pub mod config;
+pub mod http;
+pub mod metrics;
+pub mod pty;
+pub mod recording;
+pub mod rest;
+pub mod session;
+pub mod shell_integration;
+pub mod store;
+pub mod ws;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::Router;
+use axum::routing::{get, post};
+use arcana_core::settings::Settings;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::rest::Tickets;
+use crate::session::{Registry, SessionEnv};
+use crate::store::Store;
+
+/// Shared state of all handlers. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub registry: Arc<Registry>,
+    pub tickets: Arc<Tickets>,
+    pub metrics: Arc<Metrics>,
+    pub rc_file: Option<PathBuf>,
+}
+
+impl AppState {
+    /// What session actors need.
+    pub fn session_env(&self) -> SessionEnv {
+        SessionEnv {
+            config: self.config.clone(),
+            store: self.store.clone(),
+            registry: self.registry.clone(),
+            metrics: self.metrics.clone(),
+            rc_file: self.rc_file.clone(),
+        }
+    }
+}
+
+/// The router.
+pub fn app(state: AppState) -> Router {
+    let cors = cors_layer(&state.config.allowed_origins);
+    Router::new()
+        .route("/ws/shell/{session_id}", get(ws::shell))
+        .route("/api/arcana/terminal/sessions", get(rest::list_sessions))
+        .route("/api/arcana/terminal/sessions/{id}/history", get(rest::history))
+        .route("/api/arcana/terminal/sessions/{id}/close", post(rest::close))
+        .route("/api/arcana/terminal/sessions/{id}/recording", get(rest::recording))
+        .route("/api/arcana/terminal/tickets", post(rest::ticket))
+        .route("/api/arcana/terminal/health", get(rest::health))
+        .route("/metrics", get(rest::metrics))
+        .layer(cors)
+        .with_state(state)
+}
+
+fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
+    use axum::http::{HeaderName, HeaderValue, Method};
+    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([HeaderName::from_static("authorization"), HeaderName::from_static("content-type")])
+}
+
+/// Sets up logging.
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// Opens the database, applies migrations, closes sessions a crash left active, and
+/// serves until `shutdown`; then closes every session cleanly.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    if config.jwt_secret.len() < arcana_core::settings::MIN_SECRET_BYTES {
+        anyhow::bail!(
+            "the JWT secret must be at least {} bytes (SPIN_VARIABLE_JWT_SECRET)",
+            arcana_core::settings::MIN_SECRET_BYTES
+        );
+    }
+    let rc = arcana_db::RuntimeConfig::load(config.runtime_config_file.as_deref(), &std::path::absolute(&config.app_dir)?)?;
+    let db = &rc.databases["default"];
+    let pool = arcana_db::Pool::open(db, 4)
+        .await
+        .with_context(|| format!("cannot open {}", db.describe()))?;
+    let migrations = arcana_core::migrations::ALL
+        .iter()
+        .map(|m| arcana_db::Migration::from_file_name(m.file_name, m.sql))
+        .collect::<Result<Vec<_>, _>>()?;
+    arcana_db::apply_migrations(&*pool.get().await?, &migrations).await?;
+    let store = Store::new(pool);
+    let orphaned = store.close_orphaned_sessions(&arcana_core::time::now_string()).await?;
+    if orphaned > 0 {
+        tracing::warn!(count = orphaned, "marked sessions left active by a previous run as closed");
+    }
+
+    let rc_file = write_rc_file(&config)?;
+    let mut settings = Settings::for_tests();
+    settings.jwt_secret = config.jwt_secret.clone().into_bytes();
+    settings.cors_origins = config.allowed_origins.clone();
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let state = AppState {
+        config: Arc::new(config),
+        settings: Arc::new(settings),
+        store,
+        registry: Arc::new(Registry::default()),
+        tickets: Arc::new(Tickets::default()),
+        metrics: Arc::new(Metrics::default()),
+        rc_file: rc_file.clone(),
+    };
+    println!("Serving http://{addr}");
+    tracing::info!(%addr, database = %db.describe(), "terminal-host listening");
+    let registry = state.registry.clone();
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing every terminal session");
+            registry.close_all("host_shutdown").await;
+        })
+        .await?;
+    if let Some(rc) = rc_file.as_ref().and_then(|p| p.parent()) {
+        let _ = std::fs::remove_dir_all(rc);
+    }
+    Ok(())
+}
+
+/// Writes the bash integration rc file into a private temporary folder.
+fn write_rc_file(config: &Config) -> anyhow::Result<Option<PathBuf>> {
+    let is_bash = config.shell.file_name().is_some_and(|n| n == "bash");
+    if !is_bash {
+        tracing::warn!(shell = %config.shell.display(), "not bash: command history will not be recorded");
+        return Ok(None);
+    }
+    let dir = std::env::temp_dir().join(format!("arcana-terminal-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("bashrc");
+    std::fs::write(&path, shell_integration::BASH_RC)?;
+    Ok(Some(path))
+}
