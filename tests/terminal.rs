@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Env {
     runner: Runner,
@@ -51,7 +52,9 @@ impl Env {
         let resp = client()
             .post(self.runner.at("/api/admin/users"))
             .bearer_auth(&self.admin)
-            .json(&json!({"username": name, "password": "user password", "permissions": permissions}))
+            .json(
+                &json!({"username": name, "password": "user password", "permissions": permissions}),
+            )
             .send()
             .await
             .unwrap();
@@ -60,13 +63,23 @@ impl Env {
     }
 
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        let resp = client().get(self.th.at(path)).bearer_auth(token).send().await.unwrap();
+        let resp = client()
+            .get(self.th.at(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
     async fn post(&self, path: &str, token: &str) -> (u16, Value) {
-        let resp = client().post(self.th.at(path)).bearer_auth(token).send().await.unwrap();
+        let resp = client()
+            .post(self.th.at(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
     }
@@ -75,13 +88,22 @@ impl Env {
 fn new_id() -> String {
     let mut b = [0u8; 16];
     for (i, x) in b.iter_mut().enumerate() {
-        *x = (Instant::now().elapsed().subsec_nanos() as usize ^ (i * 7919) ^ std::process::id() as usize
+        *x = (Instant::now().elapsed().subsec_nanos() as usize
+            ^ (i * 7919)
+            ^ std::process::id() as usize
             ^ rand_byte()) as u8;
     }
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 fn rand_byte() -> usize {
@@ -92,10 +114,17 @@ fn rand_byte() -> usize {
 }
 
 /// Connects with a bearer token (and optionally an Origin); returns the HTTP status on refusal.
-async fn try_connect(th: &TerminalHost, id: &str, token: Option<&str>, origin: Option<&str>, query: &str) -> Result<Ws, u16> {
+async fn try_connect(
+    th: &TerminalHost,
+    id: &str,
+    token: Option<&str>,
+    origin: Option<&str>,
+    query: &str,
+) -> Result<Ws, u16> {
     let mut req = th.ws_url(id, query).into_client_request().unwrap();
     if let Some(t) = token {
-        req.headers_mut().insert("authorization", format!("Bearer {t}").parse().unwrap());
+        req.headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
     }
     if let Some(o) = origin {
         req.headers_mut().insert("origin", o.parse().unwrap());
@@ -108,7 +137,9 @@ async fn try_connect(th: &TerminalHost, id: &str, token: Option<&str>, origin: O
 }
 
 async fn connect(th: &TerminalHost, id: &str, token: &str) -> (Ws, Value) {
-    let mut ws = try_connect(th, id, Some(token), None, "").await.expect("connect");
+    let mut ws = try_connect(th, id, Some(token), None, "")
+        .await
+        .expect("connect");
     let hello = next_json(&mut ws).await;
     assert_eq!(hello["type"], "hello");
     (ws, hello)
@@ -116,7 +147,12 @@ async fn connect(th: &TerminalHost, id: &str, token: &str) -> (Ws, Value) {
 
 async fn next_json(ws: &mut Ws) -> Value {
     loop {
-        match tokio::time::timeout(Duration::from_secs(20), ws.next()).await.expect("timeout").unwrap().unwrap() {
+        match tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("timeout")
+            .unwrap()
+            .unwrap()
+        {
             Message::Text(t) => return serde_json::from_str(&t).unwrap(),
             Message::Binary(_) | Message::Ping(_) | Message::Pong(_) => continue,
             other => panic!("unexpected {other:?}"),
@@ -140,13 +176,20 @@ async fn read_until(ws: &mut Ws, needle: &str) -> String {
 }
 
 async fn send(ws: &mut Ws, keys: &str) {
-    ws.send(Message::Binary(keys.as_bytes().to_vec().into())).await.unwrap();
+    ws.send(Message::Binary(keys.as_bytes().to_vec().into()))
+        .await
+        .unwrap();
 }
 
 async fn history(env: &Env, id: &str, token: &str, want: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let (status, page) = env.get(&format!("/api/arcana/terminal/sessions/{id}/history"), token).await;
+        let (status, page) = env
+            .get(
+                &format!("/api/arcana/terminal/sessions/{id}/history"),
+                token,
+            )
+            .await;
         assert_eq!(status, 200, "{page}");
         let items = page["items"].as_array().unwrap().clone();
         if items.len() >= want || Instant::now() > deadline {
@@ -164,7 +207,11 @@ async fn echo_round_trip_and_a_clean_environment() {
     assert_eq!(hello["reattached"], false);
     send(&mut ws, "echo hello-$((6*7))\r").await;
     read_until(&mut ws, "hello-42").await;
-    send(&mut ws, "echo secret=[${SPIN_VARIABLE_JWT_SECRET}] term=$TERM\r").await;
+    send(
+        &mut ws,
+        "echo secret=[${SPIN_VARIABLE_JWT_SECRET}] term=$TERM\r",
+    )
+    .await;
     read_until(&mut ws, "secret=[] term=xterm-256color").await;
 }
 
@@ -173,9 +220,13 @@ async fn resize_reaches_the_pty() {
     let env = setup(&[]).await;
     let id = new_id();
     let (mut ws, _) = connect(&env.th, &id, &env.admin).await;
-    ws.send(Message::Text(json!({"type": "resize", "cols": 123, "rows": 45}).to_string().into()))
-        .await
-        .unwrap();
+    ws.send(Message::Text(
+        json!({"type": "resize", "cols": 123, "rows": 45})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
     send(&mut ws, "stty size\r").await;
     read_until(&mut ws, "45 123").await;
 }
@@ -195,8 +246,14 @@ async fn history_records_commands_as_the_shell_ran_them() {
     read_until(&mut ws, "done2").await;
 
     let items = history(&env, &id, &env.admin, 5).await;
-    let commands: Vec<&str> = items.iter().map(|i| i["command"].as_str().unwrap()).collect();
-    assert_eq!(commands, vec!["echo abc", "echo abc", "echo done1", "false", "echo done2"]);
+    let commands: Vec<&str> = items
+        .iter()
+        .map(|i| i["command"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        commands,
+        vec!["echo abc", "echo abc", "echo done1", "false", "echo done2"]
+    );
     assert_eq!(items[0]["exit_code"], 0);
     assert_eq!(items[3]["exit_code"], 1);
     assert!(items[0]["output"].as_str().unwrap().contains("abc"));
@@ -218,10 +275,16 @@ fn process_state(pid: u32) -> Option<char> {
 fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
         if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
             let after = stat.rsplit(')').next().unwrap_or("");
-            let ppid: u32 = after.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+            let ppid: u32 = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
             if ppid == pid {
                 out.push(p);
             }
@@ -240,12 +303,25 @@ async fn close_kills_the_whole_process_tree() {
     let out = read_until(&mut ws, "END42").await;
     let grab = |key: &str| -> u32 {
         let start = out.rfind(key).unwrap() + key.len();
-        out[start..].chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap()
+        out[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect::<String>()
+            .parse()
+            .unwrap()
     };
     let (bg, sh) = (grab("BG="), grab("SH="));
-    assert!(matches!(process_state(bg), Some(s) if s != 'Z'), "the background job runs");
+    assert!(
+        matches!(process_state(bg), Some(s) if s != 'Z'),
+        "the background job runs"
+    );
 
-    let (status, row) = env.post(&format!("/api/arcana/terminal/sessions/{id}/close"), &env.admin).await;
+    let (status, row) = env
+        .post(
+            &format!("/api/arcana/terminal/sessions/{id}/close"),
+            &env.admin,
+        )
+        .await;
     assert_eq!(status, 200);
     assert_eq!(row["status"], "closed");
     assert_eq!(row["end_reason"], "closed_by_user");
@@ -255,12 +331,21 @@ async fn close_kills_the_whole_process_tree() {
     for pid in [bg, sh] {
         let deadline = Instant::now() + Duration::from_secs(5);
         while matches!(process_state(pid), Some(s) if s != 'Z') {
-            assert!(Instant::now() < deadline, "process {pid} survived the close");
+            assert!(
+                Instant::now() < deadline,
+                "process {pid} survived the close"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
-    let zombies: Vec<u32> = children_of(env.th.pid()).into_iter().filter(|p| process_state(*p) == Some('Z')).collect();
-    assert!(zombies.is_empty(), "terminal-host left zombies: {zombies:?}");
+    let zombies: Vec<u32> = children_of(env.th.pid())
+        .into_iter()
+        .filter(|p| process_state(*p) == Some('Z'))
+        .collect();
+    assert!(
+        zombies.is_empty(),
+        "terminal-host left zombies: {zombies:?}"
+    );
 }
 
 #[tokio::test]
@@ -288,30 +373,77 @@ async fn refused_connections_start_no_shell() {
     let id = new_id();
     let (_ws, _) = connect(&env.th, &id, &env.admin).await;
 
-    assert_eq!(try_connect(&env.th, &new_id(), None, None, "").await.err(), Some(401));
-    assert_eq!(try_connect(&env.th, &new_id(), Some("forged.token.x"), None, "").await.err(), Some(401));
-    assert_eq!(try_connect(&env.th, &new_id(), Some(&plain), None, "").await.err(), Some(403));
-    assert_eq!(try_connect(&env.th, &id, Some(&other), None, "").await.err(), Some(404));
     assert_eq!(
-        try_connect(&env.th, &new_id(), Some(&env.admin), Some("https://evil.example"), "").await.err(),
+        try_connect(&env.th, &new_id(), None, None, "").await.err(),
+        Some(401)
+    );
+    assert_eq!(
+        try_connect(&env.th, &new_id(), Some("forged.token.x"), None, "")
+            .await
+            .err(),
+        Some(401)
+    );
+    assert_eq!(
+        try_connect(&env.th, &new_id(), Some(&plain), None, "")
+            .await
+            .err(),
         Some(403)
     );
-    assert_eq!(try_connect(&env.th, "not-a-uuid", Some(&env.admin), None, "").await.err(), Some(404));
+    assert_eq!(
+        try_connect(&env.th, &id, Some(&other), None, "")
+            .await
+            .err(),
+        Some(404)
+    );
+    assert_eq!(
+        try_connect(
+            &env.th,
+            &new_id(),
+            Some(&env.admin),
+            Some("https://evil.example"),
+            ""
+        )
+        .await
+        .err(),
+        Some(403)
+    );
+    assert_eq!(
+        try_connect(&env.th, "not-a-uuid", Some(&env.admin), None, "")
+            .await
+            .err(),
+        Some(404)
+    );
     // An allowed browser origin with a single-use ticket works, once.
     let (status, t) = env.post("/api/arcana/terminal/tickets", &other).await;
     assert_eq!(status, 201);
     let ticket = t["ticket"].as_str().unwrap();
     let q = format!("?ticket={ticket}");
     let own = new_id();
-    assert!(try_connect(&env.th, &own, None, Some("http://localhost:5173"), &q).await.is_ok());
-    assert_eq!(try_connect(&env.th, &new_id(), None, None, &q).await.err(), Some(401));
+    assert!(
+        try_connect(&env.th, &own, None, Some("http://localhost:5173"), &q)
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        try_connect(&env.th, &new_id(), None, None, &q).await.err(),
+        Some(401)
+    );
 
     // Only the admin's session and the ticket user's exist; the refused ones never started.
-    let (_, all) = env.get("/api/arcana/terminal/sessions?all=true", &env.admin).await;
+    let (_, all) = env
+        .get("/api/arcana/terminal/sessions?all=true", &env.admin)
+        .await;
     assert_eq!(all["items"].as_array().unwrap().len(), 2);
-    let (status, _) = env.get(&format!("/api/arcana/terminal/sessions/{id}/history"), &other).await;
+    let (status, _) = env
+        .get(
+            &format!("/api/arcana/terminal/sessions/{id}/history"),
+            &other,
+        )
+        .await;
     assert_eq!(status, 404);
-    let (status, _) = env.get("/api/arcana/terminal/sessions?all=true", &other).await;
+    let (status, _) = env
+        .get("/api/arcana/terminal/sessions?all=true", &other)
+        .await;
     assert_eq!(status, 403);
 }
 
@@ -334,7 +466,9 @@ async fn sessions_left_active_by_a_crash_are_closed_on_restart() {
     assert_eq!(row["status"], "closed");
     assert_eq!(row["end_reason"], "host_restart");
     assert_eq!(
-        try_connect(&env.th, &id, Some(&env.admin), None, "").await.err(),
+        try_connect(&env.th, &id, Some(&env.admin), None, "")
+            .await
+            .err(),
         Some(409),
         "a closed session cannot be reopened"
     );
@@ -364,9 +498,16 @@ async fn recordings_are_asciicast_v2_for_the_owner_only() {
     let (mut ws, _) = connect(&env.th, &id, &env.admin).await;
     send(&mut ws, "echo recorded-☃\r").await;
     read_until(&mut ws, "recorded-☃\r\n").await;
-    env.post(&format!("/api/arcana/terminal/sessions/{id}/close"), &env.admin).await;
+    env.post(
+        &format!("/api/arcana/terminal/sessions/{id}/close"),
+        &env.admin,
+    )
+    .await;
     let resp = client()
-        .get(env.th.at(&format!("/api/arcana/terminal/sessions/{id}/recording")))
+        .get(
+            env.th
+                .at(&format!("/api/arcana/terminal/sessions/{id}/recording")),
+        )
         .bearer_auth(&env.admin)
         .send()
         .await
@@ -385,7 +526,10 @@ async fn recordings_are_asciicast_v2_for_the_owner_only() {
     assert!(output.contains("recorded-☃"), "{output:?}");
     let other = env.user("viewer", json!(["terminal"])).await;
     let resp = client()
-        .get(env.th.at(&format!("/api/arcana/terminal/sessions/{id}/recording")))
+        .get(
+            env.th
+                .at(&format!("/api/arcana/terminal/sessions/{id}/recording")),
+        )
         .bearer_auth(&other)
         .send()
         .await
@@ -409,45 +553,59 @@ async fn a_slow_client_gets_every_byte_without_unbounded_buffering() {
     let id = new_id();
     let (mut ws, _) = connect(&env.th, &id, &env.admin).await;
     // 12 MB of output; the client does not read for 2 s.
-    send(&mut ws, "head -c 9000000 /dev/zero | base64 -w 100; echo END-OF-$((6*7))\r").await;
+    send(
+        &mut ws,
+        "head -c 9000000 /dev/zero | base64 -w 100; echo END-OF-$((6*7))\r",
+    )
+    .await;
     let before = rss_kib(env.th.pid());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let during = rss_kib(env.th.pid());
-    assert!(during < before + 32 * 1024, "terminal-host buffered {} KiB", during - before);
+    assert!(
+        during < before + 32 * 1024,
+        "terminal-host buffered {} KiB",
+        during - before
+    );
     let mut a_lines = 0usize;
     let mut odd: Vec<String> = Vec::new();
     let mut carry = String::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         assert!(Instant::now() < deadline, "output did not finish");
-        match tokio::time::timeout(Duration::from_secs(30), ws.next()).await.unwrap().unwrap().unwrap() {
-            Message::Binary(b) => {
-                carry.push_str(&String::from_utf8_lossy(&b));
-                let done = carry.contains("END-OF-42\r\n");
-                let last_nl = carry.rfind('\n').map(|i| i + 1).unwrap_or(0);
-                for l in carry[..last_nl].lines() {
-                    // The first line follows the shell's bracketed-paste switch and a '\r'.
-                    let l = l.rsplit('\r').next().unwrap_or(l);
-                    if l.trim_end().len() == 100 && l.starts_with("AAAA") {
-                        a_lines += 1;
-                    } else if odd.len() < 5 {
-                        odd.push(l.chars().take(200).collect());
-                    }
-                }
-                carry = carry[last_nl..].to_string();
-                if done {
-                    break;
-                }
+        let msg = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let Message::Binary(b) = msg else { continue };
+        carry.push_str(&String::from_utf8_lossy(&b));
+        let done = carry.contains("END-OF-42\r\n");
+        let last_nl = carry.rfind('\n').map(|i| i + 1).unwrap_or(0);
+        for l in carry[..last_nl].lines() {
+            // The first line follows the shell's bracketed-paste switch and a '\r'.
+            let l = l.rsplit('\r').next().unwrap_or(l);
+            if l.trim_end().len() == 100 && l.starts_with("AAAA") {
+                a_lines += 1;
+            } else if odd.len() < 5 {
+                odd.push(l.chars().take(200).collect());
             }
-            _ => {}
+        }
+        carry = carry[last_nl..].to_string();
+        if done {
+            break;
         }
     }
     // 9,000,000 zero bytes are 12,000,000 base64 characters: 120,000 full lines.
-    assert_eq!(a_lines, 120_000, "output was lost or reordered; other lines: {odd:?}");
+    assert_eq!(
+        a_lines, 120_000,
+        "output was lost or reordered; other lines: {odd:?}"
+    );
 }
 
 fn fd_count(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count()
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
 }
 
 #[tokio::test]
@@ -457,7 +615,11 @@ async fn hundreds_of_sessions_leave_no_processes_or_descriptors() {
     let warm = new_id();
     let (ws, _) = connect(&env.th, &warm, &env.admin).await;
     drop(ws);
-    env.post(&format!("/api/arcana/terminal/sessions/{warm}/close"), &env.admin).await;
+    env.post(
+        &format!("/api/arcana/terminal/sessions/{warm}/close"),
+        &env.admin,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = env.th.pid();
     let fds_before = fd_count(pid);
@@ -469,7 +631,12 @@ async fn hundreds_of_sessions_leave_no_processes_or_descriptors() {
         ids.push(id);
     }
     for id in &ids {
-        let (status, _) = env.post(&format!("/api/arcana/terminal/sessions/{id}/close"), &env.admin).await;
+        let (status, _) = env
+            .post(
+                &format!("/api/arcana/terminal/sessions/{id}/close"),
+                &env.admin,
+            )
+            .await;
         assert_eq!(status, 200);
     }
     // Reattach churn on one session.
@@ -478,14 +645,31 @@ async fn hundreds_of_sessions_leave_no_processes_or_descriptors() {
         let (ws, _) = connect(&env.th, &id, &env.admin).await;
         drop(ws);
     }
-    env.post(&format!("/api/arcana/terminal/sessions/{id}/close"), &env.admin).await;
+    env.post(
+        &format!("/api/arcana/terminal/sessions/{id}/close"),
+        &env.admin,
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let children = children_of(pid);
     assert!(children.is_empty(), "processes left behind: {children:?}");
     let fds_after = fd_count(pid);
-    assert!(fds_after <= fds_before + 4, "descriptors grew from {fds_before} to {fds_after}");
-    let metrics = client().get(env.th.at("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("arcana_terminal_sessions_active 0"), "{metrics}");
+    assert!(
+        fds_after <= fds_before + 4,
+        "descriptors grew from {fds_before} to {fds_after}"
+    );
+    let metrics = client()
+        .get(env.th.at("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("arcana_terminal_sessions_active 0"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
@@ -494,7 +678,10 @@ async fn arcana_up_starts_terminal_host_beside_the_components() {
         with_terminal_host: true,
         ..Default::default()
     });
-    let url = runner.terminal_url.clone().expect("terminal-host url printed");
+    let url = runner
+        .terminal_url
+        .clone()
+        .expect("terminal-host url printed");
     let health: Value = client()
         .get(format!("{url}/api/arcana/terminal/health"))
         .send()

@@ -11,7 +11,8 @@ use serde_json::json;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Options of the terminal benchmark.
 #[derive(clap::Parser)]
@@ -36,7 +37,8 @@ fn uuid(n: u64) -> String {
 
 async fn connect(th: &TerminalHost, id: &str, token: &str) -> anyhow::Result<Ws> {
     let mut req = th.ws_url(id, "").into_client_request()?;
-    req.headers_mut().insert("authorization", format!("Bearer {token}").parse()?);
+    req.headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse()?);
     let (mut ws, _) = tokio_tungstenite::connect_async(req).await?;
     // hello
     while let Some(msg) = ws.next().await {
@@ -69,7 +71,12 @@ async fn drain_until(ws: &mut Ws, needle: &[u8]) -> anyhow::Result<usize> {
 }
 
 fn bare_pty_throughput(bytes: u64) -> anyhow::Result<(Duration, usize)> {
-    let pair = native_pty_system().openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 })?;
+    let pair = native_pty_system().openpty(PtySize {
+        rows: 24,
+        cols: 80,
+        pixel_width: 0,
+        pixel_height: 0,
+    })?;
     let mut cmd = CommandBuilder::new("/bin/bash");
     cmd.args(["-c", &format!("head -c {bytes} /dev/zero | base64")]);
     let started = Instant::now();
@@ -89,7 +96,12 @@ fn bare_pty_throughput(bytes: u64) -> anyhow::Result<(Duration, usize)> {
 }
 
 fn bare_pty_latency(keystrokes: usize) -> anyhow::Result<Vec<Duration>> {
-    let pair = native_pty_system().openpty(PtySize { rows: 24, cols: 80, pixel_width: 0, pixel_height: 0 })?;
+    let pair = native_pty_system().openpty(PtySize {
+        rows: 24,
+        cols: 80,
+        pixel_width: 0,
+        pixel_height: 0,
+    })?;
     let mut child = pair.slave.spawn_command(CommandBuilder::new("cat"))?;
     drop(pair.slave);
     let mut reader = pair.master.try_clone_reader()?;
@@ -146,13 +158,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .await?
         .json()
         .await?;
-    let token = token["access_token"].as_str().unwrap_or_default().to_string();
+    let token = token["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
     let max = (args.sessions + 10).to_string();
-    let th = TerminalHost::start(&runner, &["--max-sessions-per-user", &max, "--record", "false"]);
+    let th = TerminalHost::start(
+        &runner,
+        &["--max-sessions-per-user", &max, "--record", "false"],
+    );
 
     // Throughput.
     let bytes = args.bytes;
-    let (pty_time, pty_bytes) = tokio::task::spawn_blocking(move || bare_pty_throughput(bytes)).await??;
+    let (pty_time, pty_bytes) =
+        tokio::task::spawn_blocking(move || bare_pty_throughput(bytes)).await??;
     let mut ws = connect(&th, &uuid(1), &token).await?;
     let cmd = format!("head -c {bytes} /dev/zero | base64; echo __DONE__\r");
     let started = Instant::now();
@@ -187,7 +206,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let n = args.keystrokes;
     let mut pty_lat = tokio::task::spawn_blocking(move || bare_pty_latency(n)).await??;
     let (ws_p50, ws_p99) = (percentile(&mut ws_lat, 50.0), percentile(&mut ws_lat, 99.0));
-    let (pty_p50, pty_p99) = (percentile(&mut pty_lat, 50.0), percentile(&mut pty_lat, 99.0));
+    let (pty_p50, pty_p99) = (
+        percentile(&mut pty_lat, 50.0),
+        percentile(&mut pty_lat, 99.0),
+    );
     println!(
         "keystroke echo: websocket p50 {ws_p50:.3} ms p99 {ws_p99:.3} ms | bare PTY p50 {pty_p50:.3} ms p99 {pty_p99:.3} ms | p50 ratio {:.1}x",
         ws_p50 / pty_p50
@@ -200,7 +222,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut sockets = Vec::new();
     for i in 0..args.sessions {
         let mut ws = connect(&th, &uuid(1000 + i as u64), &token).await?;
-        ws.send(Message::Binary(b"echo ready\r".to_vec().into())).await?;
+        ws.send(Message::Binary(b"echo ready\r".to_vec().into()))
+            .await?;
         drain_until(&mut ws, b"ready\r\n").await?;
         sockets.push(ws);
     }

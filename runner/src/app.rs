@@ -18,8 +18,8 @@ use crate::host::{self, ComponentCapabilities, HostState};
 use crate::manifest::{Manifest, RouteSpec};
 use crate::outbound::OutboundPolicy;
 use crate::routes::{RoutePattern, Router};
-use arcana_db::RuntimeConfig;
 use crate::variables::{AppVariables, expand_template, resolve_component_variables};
+use arcana_db::RuntimeConfig;
 
 /// Limits applied to every request. Defaults suit a small server; all are flags of `up`.
 #[derive(Debug, Clone)]

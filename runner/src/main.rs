@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
+use arcana_db::RuntimeConfig;
 use arcana_runner::app::{App, Limits, LoadOptions};
 use arcana_runner::manifest::Manifest;
-use arcana_db::RuntimeConfig;
 use arcana_runner::{build_cmd, server};
 use clap::{Args, Parser, Subcommand};
 
@@ -235,7 +235,9 @@ async fn start_terminal_host(
     app: &App,
 ) -> anyhow::Result<Option<tokio::process::Child>> {
     let Some(path) = arcana_runner::sidecar::terminal_host_path() else {
-        eprintln!("terminal-host is not built (cargo build -p terminal-host); serving the components only");
+        eprintln!(
+            "terminal-host is not built (cargo build -p terminal-host); serving the components only"
+        );
         return Ok(None);
     };
     let mut cli = vec![
@@ -253,13 +255,19 @@ async fn start_terminal_host(
         env.push(("SPIN_VARIABLE_JWT_SECRET".to_string(), secret.to_string()));
     }
     if let Some(origins) = app.variables.get("cors_allowed_origins") {
-        env.push(("ARCANA_TERMINAL_ALLOWED_ORIGINS".to_string(), origins.to_string()));
+        env.push((
+            "ARCANA_TERMINAL_ALLOWED_ORIGINS".to_string(),
+            origins.to_string(),
+        ));
     }
     let (child, url) = arcana_runner::sidecar::spawn(&path, &cli, &env)
         .await
         .with_context(|| format!("cannot start {}", path.display()))?;
     println!("Terminal {url}");
-    println!("  shells: {}/ws/shell/{{session_id}}", url.replacen("http://", "ws://", 1));
+    println!(
+        "  shells: {}/ws/shell/{{session_id}}",
+        url.replacen("http://", "ws://", 1)
+    );
     Ok(Some(child))
 }
 

@@ -17,7 +17,11 @@ pub fn terminal_host_path() -> Option<PathBuf> {
 /// Starts terminal-host with the given arguments and environment, waits for the
 /// `Serving http://...` line it prints once listening, and returns it with that URL.
 /// The child is killed when the handle is dropped, so it never outlives the runner.
-pub async fn spawn(path: &PathBuf, args: &[String], env: &[(String, String)]) -> anyhow::Result<(Child, String)> {
+pub async fn spawn(
+    path: &PathBuf,
+    args: &[String],
+    env: &[(String, String)],
+) -> anyhow::Result<(Child, String)> {
     use tokio::io::AsyncBufReadExt;
     let mut child = Command::new(path)
         .args(args)

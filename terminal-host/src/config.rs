@@ -27,8 +27,12 @@ pub struct Config {
 
     /// Browser origins allowed to open shells (exact match, comma-separated). Requests
     /// without an Origin header (scripts, CLIs) are allowed; any other Origin is refused.
-    #[arg(long, env = "ARCANA_TERMINAL_ALLOWED_ORIGINS", value_delimiter = ',',
-          default_value = "http://localhost:5173,http://127.0.0.1:5173")]
+    #[arg(
+        long,
+        env = "ARCANA_TERMINAL_ALLOWED_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:5173,http://127.0.0.1:5173"
+    )]
     pub allowed_origins: Vec<String>,
 
     /// The shell to run. With bash, command history comes from shell integration.

@@ -1,11 +1,11 @@
 //! HTTP plumbing shared by the REST and WebSocket handlers: errors as problem+json,
 //! authentication with the components' tokens, and the Origin allowlist.
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use arcana_core::auth::{AuthUser, Permission, authenticate_token, bearer_token, require};
 use arcana_core::error::ApiError;
 use arcana_core::http::ApiRequest;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
 
@@ -26,11 +26,15 @@ impl From<arcana_core::db::DbError> for HttpError {
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_string(&self.0.to_problem(None)).unwrap_or_default();
         let mut resp = (status, body).into_response();
         let headers = resp.headers_mut();
-        headers.insert("content-type", HeaderValue::from_static("application/problem+json"));
+        headers.insert(
+            "content-type",
+            HeaderValue::from_static("application/problem+json"),
+        );
         for (name, value) in &self.0.headers {
             if let Ok(v) = HeaderValue::from_str(value) {
                 headers.insert(*name, v);
@@ -58,7 +62,10 @@ pub fn header_token(headers: &HeaderMap) -> Option<String> {
 /// Authenticates a REST request by its `Authorization` header.
 pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, HttpError> {
     let token = header_token(headers).ok_or_else(|| {
-        ApiError::unauthorized("missing_token", "Send an access token: Authorization: Bearer <token>.")
+        ApiError::unauthorized(
+            "missing_token",
+            "Send an access token: Authorization: Bearer <token>.",
+        )
     })?;
     authorize(state, &token).await
 }

@@ -30,9 +30,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
+use arcana_core::settings::Settings;
 use axum::Router;
 use axum::routing::{get, post};
-use arcana_core::settings::Settings;
 
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -71,9 +71,18 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/ws/shell/{session_id}", get(ws::shell))
         .route("/api/arcana/terminal/sessions", get(rest::list_sessions))
-        .route("/api/arcana/terminal/sessions/{id}/history", get(rest::history))
-        .route("/api/arcana/terminal/sessions/{id}/close", post(rest::close))
-        .route("/api/arcana/terminal/sessions/{id}/recording", get(rest::recording))
+        .route(
+            "/api/arcana/terminal/sessions/{id}/history",
+            get(rest::history),
+        )
+        .route(
+            "/api/arcana/terminal/sessions/{id}/close",
+            post(rest::close),
+        )
+        .route(
+            "/api/arcana/terminal/sessions/{id}/recording",
+            get(rest::recording),
+        )
         .route("/api/arcana/terminal/tickets", post(rest::ticket))
         .route("/api/arcana/terminal/health", get(rest::health))
         .route("/metrics", get(rest::metrics))
@@ -83,18 +92,26 @@ pub fn app(state: AppState) -> Router {
 
 fn cors_layer(origins: &[String]) -> tower_http::cors::CorsLayer {
     use axum::http::{HeaderName, HeaderValue, Method};
-    let origins: Vec<HeaderValue> = origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()).collect();
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
     tower_http::cors::CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST])
-        .allow_headers([HeaderName::from_static("authorization"), HeaderName::from_static("content-type")])
+        .allow_headers([
+            HeaderName::from_static("authorization"),
+            HeaderName::from_static("content-type"),
+        ])
 }
 
 /// Sets up logging.
 pub fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().flatten_event(true).init();
     } else {
@@ -114,14 +131,20 @@ pub async fn shutdown_signal() {
 
 /// Opens the database, applies migrations, closes sessions a crash left active, and
 /// serves until `shutdown`; then closes every session cleanly.
-pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+pub async fn serve(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     if config.jwt_secret.len() < arcana_core::settings::MIN_SECRET_BYTES {
         anyhow::bail!(
             "the JWT secret must be at least {} bytes (SPIN_VARIABLE_JWT_SECRET)",
             arcana_core::settings::MIN_SECRET_BYTES
         );
     }
-    let rc = arcana_db::RuntimeConfig::load(config.runtime_config_file.as_deref(), &std::path::absolute(&config.app_dir)?)?;
+    let rc = arcana_db::RuntimeConfig::load(
+        config.runtime_config_file.as_deref(),
+        &std::path::absolute(&config.app_dir)?,
+    )?;
     let db = &rc.databases["default"];
     let pool = arcana_db::Pool::open(db, 4)
         .await
@@ -132,9 +155,14 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send + '
         .collect::<Result<Vec<_>, _>>()?;
     arcana_db::apply_migrations(&*pool.get().await?, &migrations).await?;
     let store = Store::new(pool);
-    let orphaned = store.close_orphaned_sessions(&arcana_core::time::now_string()).await?;
+    let orphaned = store
+        .close_orphaned_sessions(&arcana_core::time::now_string())
+        .await?;
     if orphaned > 0 {
-        tracing::warn!(count = orphaned, "marked sessions left active by a previous run as closed");
+        tracing::warn!(
+            count = orphaned,
+            "marked sessions left active by a previous run as closed"
+        );
     }
 
     let rc_file = write_rc_file(&config)?;

@@ -49,12 +49,19 @@ pub fn spawn(spec: &ShellSpec<'_>) -> anyhow::Result<SpawnedShell> {
     })?;
     let mut cmd = CommandBuilder::new(spec.shell);
     if let Some(rc) = spec.rc_file {
-        cmd.args([std::ffi::OsStr::new("--rcfile"), rc.as_os_str(), std::ffi::OsStr::new("-i")]);
+        cmd.args([
+            std::ffi::OsStr::new("--rcfile"),
+            rc.as_os_str(),
+            std::ffi::OsStr::new("-i"),
+        ]);
     }
     cmd.env_clear();
     let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
     cmd.env("HOME", &home);
-    cmd.env("PATH", std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()));
+    cmd.env(
+        "PATH",
+        std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()),
+    );
     cmd.env("SHELL", spec.shell);
     cmd.env("TERM", "xterm-256color");
     cmd.env("COLORTERM", "truecolor");
@@ -72,7 +79,11 @@ pub fn spawn(spec: &ShellSpec<'_>) -> anyhow::Result<SpawnedShell> {
     if std::env::var_os("LANG").is_none() {
         cmd.env("LANG", "C.UTF-8");
     }
-    cmd.cwd(spec.workdir.map(PathBuf::from).unwrap_or_else(|| PathBuf::from(&home)));
+    cmd.cwd(
+        spec.workdir
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(&home)),
+    );
 
     let child = pair.slave.spawn_command(cmd)?;
     // The slave end belongs to the child now; holding it would keep reads from

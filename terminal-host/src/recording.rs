@@ -61,7 +61,9 @@ impl Recorder {
     pub fn resize(&mut self, cols: u16, rows: u16) {
         if !self.stopped {
             let t = self.started.elapsed().as_secs_f64();
-            self.push_line(serde_json::json!([round(t), "r", format!("{cols}x{rows}")]).to_string());
+            self.push_line(
+                serde_json::json!([round(t), "r", format!("{cols}x{rows}")]).to_string(),
+            );
         }
     }
 
@@ -102,7 +104,10 @@ mod tests {
         r.output(&snow[1..]);
         r.resize(100, 30);
         let text = r.take_chunk().unwrap();
-        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines[0]["version"], 2);
         assert_eq!(lines[0]["width"], 80);
         assert_eq!(lines[1][1], "o");

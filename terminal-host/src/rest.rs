@@ -13,15 +13,15 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
 use arcana_core::auth::AuthUser;
 use arcana_core::auth::permissions::Role;
 use arcana_core::error::ApiError;
 use arcana_core::http::ApiRequest;
 use arcana_core::pagination::PageRequest;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::AppState;
@@ -44,7 +44,10 @@ impl Tickets {
         let ticket = crate::session::random_hex(24);
         let mut map = self.map.lock().expect("tickets lock");
         map.retain(|_, (_, expires)| *expires > Instant::now());
-        map.insert(ticket.clone(), (user_id.to_string(), Instant::now() + TICKET_TTL));
+        map.insert(
+            ticket.clone(),
+            (user_id.to_string(), Instant::now() + TICKET_TTL),
+        );
         ticket
     }
 
@@ -61,7 +64,10 @@ fn page_request(raw_query: &HashMap<String, String>) -> Result<PageRequest, Http
         .map(|(k, v)| format!("{k}={}", v.replace('&', "%26").replace('=', "%3D")))
         .collect::<Vec<_>>()
         .join("&");
-    Ok(PageRequest::from_request(&ApiRequest::new("GET", &format!("/?{query}")))?)
+    Ok(PageRequest::from_request(&ApiRequest::new(
+        "GET",
+        &format!("/?{query}"),
+    ))?)
 }
 
 /// The caller's session (or any session for an admin); 404 otherwise.
@@ -83,7 +89,11 @@ pub async fn list_sessions(
     let page = page_request(&query)?;
     let all = query.get("all").is_some_and(|v| v == "true");
     if all && user.user.role != Role::Admin {
-        return Err(ApiError::forbidden("admin_required", "Only admins may list everyone's sessions.").into());
+        return Err(ApiError::forbidden(
+            "admin_required",
+            "Only admins may list everyone's sessions.",
+        )
+        .into());
     }
     let filter = (!all).then(|| user.id().to_string());
     Ok(Json(state.store.list_sessions(filter.as_deref(), &page).await?).into_response())
@@ -113,7 +123,11 @@ pub async fn close(
     if let Some(live) = state.registry.get(&session.id) {
         live.close("closed_by_user").await;
     }
-    let row = state.store.get_session(&session.id).await?.ok_or_else(|| ApiError::not_found("session"))?;
+    let row = state
+        .store
+        .get_session(&session.id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("session"))?;
     Ok(Json(row).into_response())
 }
 
@@ -134,8 +148,10 @@ pub async fn recording(
         return Err(ApiError::not_found("recording").into());
     }
     let mut resp = (StatusCode::OK, body).into_response();
-    resp.headers_mut()
-        .insert("content-type", HeaderValue::from_static("application/x-asciicast"));
+    resp.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("application/x-asciicast"),
+    );
     if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{}.cast\"", session.id)) {
         resp.headers_mut().insert("content-disposition", v);
     }
@@ -143,7 +159,10 @@ pub async fn recording(
 }
 
 /// `POST /api/arcana/terminal/tickets`
-pub async fn ticket(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, HttpError> {
+pub async fn ticket(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, HttpError> {
     let user = caller(&state, &headers).await?;
     let ticket = state.tickets.issue(user.id());
     Ok((
@@ -156,7 +175,11 @@ pub async fn ticket(State(state): State<AppState>, headers: HeaderMap) -> Result
 /// `GET /api/arcana/terminal/health`
 pub async fn health(State(state): State<AppState>) -> Response {
     let ok = state.store.ping().await;
-    let status = if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (
         status,
         Json(json!({

@@ -45,10 +45,7 @@ pub enum ServerMsg {
     /// Terminal output, in order.
     Output(Bytes),
     /// The session ended; the socket closes after this.
-    Exit {
-        code: Option<i64>,
-        reason: String,
-    },
+    Exit { code: Option<i64>, reason: String },
     /// Another connection took the session over.
     Detached,
 }
@@ -195,7 +192,11 @@ pub struct SessionEnv {
 impl Registry {
     /// A live session by id.
     pub fn get(&self, id: &str) -> Option<SessionHandle> {
-        self.sessions.lock().expect("registry lock").get(id).cloned()
+        self.sessions
+            .lock()
+            .expect("registry lock")
+            .get(id)
+            .cloned()
     }
 
     /// Live sessions of a user.
@@ -304,7 +305,11 @@ impl Registry {
             .name("pty-writer".into())
             .spawn(move || {
                 while let Some(bytes) = in_rx.blocking_recv() {
-                    if writer.write_all(&bytes).and_then(|_| writer.flush()).is_err() {
+                    if writer
+                        .write_all(&bytes)
+                        .and_then(|_| writer.flush())
+                        .is_err()
+                    {
                         break;
                     }
                 }
@@ -386,7 +391,10 @@ enum DbWrite {
     Close(String, Option<i64>),
 }
 
-fn spawn_db_writer(store: Store, id: String) -> (mpsc::UnboundedSender<DbWrite>, tokio::task::JoinHandle<()>) {
+fn spawn_db_writer(
+    store: Store,
+    id: String,
+) -> (mpsc::UnboundedSender<DbWrite>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
         while let Some(write) = rx.recv().await {
@@ -523,12 +531,18 @@ impl Actor {
                 });
             }
             Command::Detach { attach_id } => {
-                if self.client.as_ref().is_some_and(|c| c.attach_id == attach_id) {
+                if self
+                    .client
+                    .as_ref()
+                    .is_some_and(|c| c.attach_id == attach_id)
+                {
                     self.detach_current();
                 }
             }
             Command::Resize { cols, rows } => {
-                if (cols, rows) != (self.cols, self.rows) && pty::resize(self.master.as_ref(), cols, rows).is_ok() {
+                if (cols, rows) != (self.cols, self.rows)
+                    && pty::resize(self.master.as_ref(), cols, rows).is_ok()
+                {
                     self.cols = cols;
                     self.rows = rows;
                     if let Some(r) = &mut self.recorder {
@@ -567,17 +581,25 @@ impl Actor {
 
     fn on_output(&mut self, chunk: &[u8]) {
         self.activity.touch();
-        self.env.metrics.bytes_out.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        self.env
+            .metrics
+            .bytes_out
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
         let mut visible: Vec<u8> = Vec::with_capacity(chunk.len());
         for piece in self.parser.feed(chunk) {
             match piece {
                 Piece::Output(bytes) => {
                     if let Some(cur) = &mut self.current {
-                        let room = self.env.config.history_output_bytes.saturating_sub(cur.output.len());
+                        let room = self
+                            .env
+                            .config
+                            .history_output_bytes
+                            .saturating_sub(cur.output.len());
                         if bytes.len() > room {
                             cur.truncated = true;
                         }
-                        cur.output.extend_from_slice(&bytes[..bytes.len().min(room)]);
+                        cur.output
+                            .extend_from_slice(&bytes[..bytes.len().min(room)]);
                     }
                     visible.extend_from_slice(&bytes);
                 }
@@ -620,11 +642,16 @@ impl Actor {
     }
 
     fn finish_command(&mut self, exit_code: Option<i64>) {
-        let Some(cur) = self.current.take() else { return };
+        let Some(cur) = self.current.take() else {
+            return;
+        };
         if cur.command.is_empty() {
             return;
         }
-        self.env.metrics.commands_run.fetch_add(1, Ordering::Relaxed);
+        self.env
+            .metrics
+            .commands_run
+            .fetch_add(1, Ordering::Relaxed);
         let row = HistoryRow {
             id: uuid::Uuid::new_v4().to_string(),
             session_id: self.id.clone(),
@@ -646,7 +673,10 @@ impl Actor {
                 self.begin_close("lifetime");
             } else if self.activity.idle_for() > config.idle_timeout() {
                 self.begin_close("idle_timeout");
-            } else if self.detached_at.is_some_and(|t| t.elapsed() > config.detach_grace()) {
+            } else if self
+                .detached_at
+                .is_some_and(|t| t.elapsed() > config.detach_grace())
+            {
                 self.begin_close("detached_timeout");
             }
         }
@@ -685,7 +715,10 @@ impl Actor {
                 .await;
         }
         self.env.registry.remove(&self.id);
-        self.env.metrics.sessions_ended.fetch_add(1, Ordering::Relaxed);
+        self.env
+            .metrics
+            .sessions_ended
+            .fetch_add(1, Ordering::Relaxed);
         for waiter in self.closed_waiters {
             let _ = waiter.send(());
         }
@@ -709,7 +742,10 @@ pub fn strip_escapes(bytes: &[u8]) -> String {
             }
             0x1b if bytes.get(i + 1) == Some(&b']') => {
                 i += 2;
-                while i < bytes.len() && bytes[i] != 0x07 && !(bytes[i] == 0x1b && bytes.get(i + 1) == Some(&b'\\')) {
+                while i < bytes.len()
+                    && bytes[i] != 0x07
+                    && !(bytes[i] == 0x1b && bytes.get(i + 1) == Some(&b'\\'))
+                {
                     i += 1;
                 }
                 i += if bytes.get(i) == Some(&0x07) { 1 } else { 2 };
@@ -738,6 +774,9 @@ mod tests {
 
     #[test]
     fn escapes_are_stripped_from_history_output() {
-        assert_eq!(strip_escapes(b"\x1b[1;31mred\x1b[0m\r\n\x1b]0;t\x07ok"), "red\nok");
+        assert_eq!(
+            strip_escapes(b"\x1b[1;31mred\x1b[0m\r\n\x1b]0;t\x07ok"),
+            "red\nok"
+        );
     }
 }

@@ -140,8 +140,12 @@ impl OscParser {
         }
         match (parts.next()?, parts.next().unwrap_or("")) {
             ("C", b64) => {
-                let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
-                Some(ShellEvent::CommandStarted(String::from_utf8_lossy(&bytes).trim_end().to_string()))
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .ok()?;
+                Some(ShellEvent::CommandStarted(
+                    String::from_utf8_lossy(&bytes).trim_end().to_string(),
+                ))
             }
             ("D", status) => status.trim().parse().ok().map(ShellEvent::CommandFinished),
             _ => None,
@@ -193,7 +197,10 @@ mod tests {
         assert_eq!(out, b"$ hi\r\n$ ");
         assert_eq!(
             events,
-            vec![ShellEvent::CommandStarted("echo hi".into()), ShellEvent::CommandFinished(0)]
+            vec![
+                ShellEvent::CommandStarted("echo hi".into()),
+                ShellEvent::CommandFinished(0)
+            ]
         );
     }
 

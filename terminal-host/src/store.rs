@@ -79,11 +79,26 @@ impl Store {
     }
 
     /// Records a new live session.
-    pub async fn insert_session(&self, id: &str, user_id: &str, shell: &str, cols: u16, rows: u16, now: &str) -> Result<()> {
+    pub async fn insert_session(
+        &self,
+        id: &str,
+        user_id: &str,
+        shell: &str,
+        cols: u16,
+        rows: u16,
+        now: &str,
+    ) -> Result<()> {
         self.query(
             "INSERT INTO terminal_sessions (id, user_id, status, started_at, shell, cols, rows)
              VALUES (?1, ?2, 'active', ?3, ?4, ?5, ?6)",
-            vec![id.into(), user_id.into(), now.into(), shell.into(), (cols as i64).into(), (rows as i64).into()],
+            vec![
+                id.into(),
+                user_id.into(),
+                now.into(),
+                shell.into(),
+                (cols as i64).into(),
+                (rows as i64).into(),
+            ],
         )
         .await
         .map(|_| ())
@@ -92,13 +107,22 @@ impl Store {
     /// A session by id.
     pub async fn get_session(&self, id: &str) -> Result<Option<SessionRow>> {
         let rows = self
-            .query(&format!("SELECT {SESSION_COLUMNS} FROM terminal_sessions WHERE id = ?1"), vec![id.into()])
+            .query(
+                &format!("SELECT {SESSION_COLUMNS} FROM terminal_sessions WHERE id = ?1"),
+                vec![id.into()],
+            )
             .await?;
         rows.first().map(session_from_row).transpose()
     }
 
     /// Marks a session closed.
-    pub async fn close_session(&self, id: &str, now: &str, reason: &str, exit_code: Option<i64>) -> Result<()> {
+    pub async fn close_session(
+        &self,
+        id: &str,
+        now: &str,
+        reason: &str,
+        exit_code: Option<i64>,
+    ) -> Result<()> {
         self.query(
             "UPDATE terminal_sessions SET status = 'closed', ended_at = ?2, end_reason = ?3, exit_code = ?4
              WHERE id = ?1 AND status = 'active'",
@@ -159,7 +183,11 @@ impl Store {
     }
 
     /// Sessions newest first; `user_id = None` lists everyone's (admins).
-    pub async fn list_sessions(&self, user_id: Option<&str>, page: &PageRequest) -> Result<Page<SessionRow>> {
+    pub async fn list_sessions(
+        &self,
+        user_id: Option<&str>,
+        page: &PageRequest,
+    ) -> Result<Page<SessionRow>> {
         let (key, id) = cursor_parts(page);
         let rows = self
             .query(
@@ -169,16 +197,35 @@ impl Store {
                        AND (?2 = '' OR (started_at, id) < (?2, ?3))
                      ORDER BY started_at DESC, id DESC LIMIT ?4"
                 ),
-                vec![user_id.into(), key.into(), id.into(), (page.limit + 1).into()],
+                vec![
+                    user_id.into(),
+                    key.into(),
+                    id.into(),
+                    (page.limit + 1).into(),
+                ],
             )
             .await?;
-        let items = rows.iter().map(session_from_row).collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_rows(items, page.limit, |s| Cursor { key: s.started_at.clone(), id: s.id.clone() }))
+        let items = rows
+            .iter()
+            .map(session_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Page::from_rows(items, page.limit, |s| Cursor {
+            key: s.started_at.clone(),
+            id: s.id.clone(),
+        }))
     }
 
     /// A session's commands in the order they ran.
-    pub async fn list_history(&self, session_id: &str, page: &PageRequest) -> Result<Page<HistoryRow>> {
-        let after: i64 = page.after.as_ref().and_then(|c| c.key.parse().ok()).unwrap_or(-1);
+    pub async fn list_history(
+        &self,
+        session_id: &str,
+        page: &PageRequest,
+    ) -> Result<Page<HistoryRow>> {
+        let after: i64 = page
+            .after
+            .as_ref()
+            .and_then(|c| c.key.parse().ok())
+            .unwrap_or(-1);
         let rows = self
             .query(
                 "SELECT id, session_id, seq, command, exit_code, output, output_truncated, timestamp, finished_at
@@ -202,7 +249,10 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Page::from_rows(items, page.limit, |h| Cursor { key: h.seq.to_string(), id: h.id.clone() }))
+        Ok(Page::from_rows(items, page.limit, |h| Cursor {
+            key: h.seq.to_string(),
+            id: h.id.clone(),
+        }))
     }
 
     /// Appends a chunk of asciicast lines.
@@ -280,9 +330,14 @@ fn session_from_row(r: arcana_core::db::Row<'_>) -> Result<SessionRow> {
 
 async fn run(conn: &libsql::Connection, sql: &str, params: Vec<Value>) -> Result<Rows> {
     let params: Vec<libsql::Value> = params.into_iter().map(to_libsql).collect();
-    let mut rows = conn.query(sql, libsql::params_from_iter(params)).await.map_err(err)?;
+    let mut rows = conn
+        .query(sql, libsql::params_from_iter(params))
+        .await
+        .map_err(err)?;
     let n = rows.column_count();
-    let columns = (0..n).map(|i| rows.column_name(i).unwrap_or("").to_string()).collect();
+    let columns = (0..n)
+        .map(|i| rows.column_name(i).unwrap_or("").to_string())
+        .collect();
     let mut out = Vec::new();
     while let Some(row) = rows.next().await.map_err(err)? {
         let mut values = Vec::with_capacity(n as usize);

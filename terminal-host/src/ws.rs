@@ -19,11 +19,11 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use arcana_core::error::ApiError;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use arcana_core::error::ApiError;
 use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
 use tokio::sync::mpsc;
@@ -89,14 +89,21 @@ async fn prepare(
         let db = state.store.blocking_db().await?;
         let user = arcana_core::users::find_by_id(&db, &user_id)?
             .filter(|u| !u.disabled)
-            .ok_or_else(|| ApiError::unauthorized("invalid_ticket", "The ticket's user is gone."))?;
+            .ok_or_else(|| {
+                ApiError::unauthorized("invalid_ticket", "The ticket's user is gone.")
+            })?;
         let user = arcana_core::auth::AuthUser { user };
         arcana_core::auth::require(&user, arcana_core::auth::Permission::Terminal)?;
         user
     } else {
-        let token = header_token(headers).or_else(|| query.token.clone()).ok_or_else(|| {
-            ApiError::unauthorized("missing_token", "Authenticate with a bearer token, ?token= or ?ticket=.")
-        })?;
+        let token = header_token(headers)
+            .or_else(|| query.token.clone())
+            .ok_or_else(|| {
+                ApiError::unauthorized(
+                    "missing_token",
+                    "Authenticate with a bearer token, ?token= or ?ticket=.",
+                )
+            })?;
         authorize(state, &token).await?
     };
     let id = arcana_core::validate::uuid_param(session_id, "session")?;
@@ -111,14 +118,24 @@ async fn prepare(
         if row.user_id != user.id() {
             return Err(ApiError::not_found("session").into());
         }
-        return Err(ApiError::conflict("session_closed", "This session has ended; open a new one.").into());
+        return Err(ApiError::conflict(
+            "session_closed",
+            "This session has ended; open a new one.",
+        )
+        .into());
     }
     let cols = query.cols.unwrap_or(80);
     let rows = query.rows.unwrap_or(24);
     if !(1..=1000).contains(&cols) || !(1..=1000).contains(&rows) {
-        return Err(ApiError::bad_request("invalid_size", "cols and rows must be 1 to 1000.").into());
+        return Err(
+            ApiError::bad_request("invalid_size", "cols and rows must be 1 to 1000.").into(),
+        );
     }
-    match state.registry.start(&state.session_env(), &id, user.id(), cols, rows).await {
+    match state
+        .registry
+        .start(&state.session_env(), &id, user.id(), cols, rows)
+        .await
+    {
         Ok(handle) => Ok((handle, false)),
         Err(StartError::TooMany(n)) => Err(ApiError::new(
             429,
@@ -126,13 +143,22 @@ async fn prepare(
             format!("You have {n} live sessions; close one first."),
         )
         .into()),
-        Err(StartError::Exists) => Err(ApiError::conflict("session_exists", "Session id in use.").into()),
-        Err(StartError::Spawn(e)) => Err(ApiError::new(503, "spawn_failed", format!("Cannot start the shell: {e}")).into()),
+        Err(StartError::Exists) => {
+            Err(ApiError::conflict("session_exists", "Session id in use.").into())
+        }
+        Err(StartError::Spawn(e)) => {
+            Err(ApiError::new(503, "spawn_failed", format!("Cannot start the shell: {e}")).into())
+        }
         Err(StartError::Database(e)) => Err(e.into()),
     }
 }
 
-async fn serve_socket(state: AppState, socket: WebSocket, session: SessionHandle, reattached: bool) {
+async fn serve_socket(
+    state: AppState,
+    socket: WebSocket,
+    session: SessionHandle,
+    reattached: bool,
+) {
     let Some(Attached {
         attach_id,
         mut messages,
@@ -147,7 +173,11 @@ async fn serve_socket(state: AppState, socket: WebSocket, session: SessionHandle
     let hello = serde_json::json!({
         "type": "hello", "session_id": session.id, "reattached": reattached, "cols": cols, "rows": rows,
     });
-    if sink.send(Message::Text(hello.to_string().into())).await.is_err() {
+    if sink
+        .send(Message::Text(hello.to_string().into()))
+        .await
+        .is_err()
+    {
         session.detach(attach_id).await;
         return;
     }
@@ -220,6 +250,8 @@ async fn serve_socket(state: AppState, socket: WebSocket, session: SessionHandle
     session.detach(attach_id).await;
 }
 
-async fn reserve(tx: &mpsc::Sender<Vec<u8>>) -> Result<mpsc::Permit<'_, Vec<u8>>, mpsc::error::SendError<()>> {
+async fn reserve(
+    tx: &mpsc::Sender<Vec<u8>>,
+) -> Result<mpsc::Permit<'_, Vec<u8>>, mpsc::error::SendError<()>> {
     tx.reserve().await
 }

@@ -258,7 +258,10 @@ pub struct TerminalHost {
 impl TerminalHost {
     /// Starts terminal-host on the runner's database with extra arguments.
     pub fn start(runner: &Runner, args: &[&str]) -> TerminalHost {
-        let log_path = runner.dir.path().join(format!("terminal-host-{}.log", uuid_like()));
+        let log_path = runner
+            .dir
+            .path()
+            .join(format!("terminal-host-{}.log", uuid_like()));
         let log = std::fs::File::create(&log_path).unwrap();
         let mut child = Command::new(binary("terminal-host"))
             .args(["--listen", "127.0.0.1:0"])
@@ -285,12 +288,19 @@ impl TerminalHost {
                 }
                 _ => {
                     let _ = child.wait();
-                    panic!("terminal-host did not start:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
+                    panic!(
+                        "terminal-host did not start:\n{}",
+                        std::fs::read_to_string(&log_path).unwrap_or_default()
+                    );
                 }
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        TerminalHost { child, url, log_path }
+        TerminalHost {
+            child,
+            url,
+            log_path,
+        }
     }
 
     /// `url + path`.
@@ -300,7 +310,10 @@ impl TerminalHost {
 
     /// `ws://.../ws/shell/{id}` plus a query string.
     pub fn ws_url(&self, session_id: &str, query: &str) -> String {
-        format!("{}/ws/shell/{session_id}{query}", self.url.replacen("http://", "ws://", 1))
+        format!(
+            "{}/ws/shell/{session_id}{query}",
+            self.url.replacen("http://", "ws://", 1)
+        )
     }
 
     /// The process id.
@@ -316,13 +329,19 @@ impl TerminalHost {
 
     /// Asks for a clean shutdown (SIGTERM) and waits up to 20 s.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
                 return status;
             }
-            assert!(Instant::now() < deadline, "terminal-host did not stop on SIGTERM");
+            assert!(
+                Instant::now() < deadline,
+                "terminal-host did not stop on SIGTERM"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -341,7 +360,10 @@ impl Drop for TerminalHost {
 }
 
 fn uuid_like() -> String {
-    format!("{:x}", Instant::now().elapsed().as_nanos() ^ std::process::id() as u128 ^ rand_u64() as u128)
+    format!(
+        "{:x}",
+        Instant::now().elapsed().as_nanos() ^ std::process::id() as u128 ^ rand_u64() as u128
+    )
 }
 
 fn rand_u64() -> u64 {

@@ -18,8 +18,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
 use crate::DatabaseConfig;
+use anyhow::{Context, bail};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize, Default)]
