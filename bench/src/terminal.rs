@@ -173,10 +173,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let (pty_time, pty_bytes) =
         tokio::task::spawn_blocking(move || bare_pty_throughput(bytes)).await??;
     let mut ws = connect(&th, &uuid(1), &token).await?;
-    let cmd = format!("head -c {bytes} /dev/zero | base64; echo __DONE__\r");
+    // `$((6*7))`: the awaited marker must differ from the echo of the typed command.
+    let cmd = format!("head -c {bytes} /dev/zero | base64; echo __DONE$((6*7))\r");
     let started = Instant::now();
     ws.send(Message::Binary(cmd.into_bytes().into())).await?;
-    let ws_bytes = drain_until(&mut ws, b"__DONE__\r\n").await?;
+    let ws_bytes = drain_until(&mut ws, b"__DONE42\r\n").await?;
     let ws_time = started.elapsed();
     let pty_mbps = pty_bytes as f64 / pty_time.as_secs_f64() / 1e6;
     let ws_mbps = ws_bytes as f64 / ws_time.as_secs_f64() / 1e6;
