@@ -692,3 +692,93 @@ async fn arcana_up_starts_terminal_host_beside_the_components() {
         .unwrap();
     assert_eq!(health["status"], "ok");
 }
+
+async fn wait_closed(env: &Env, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, page) = env.get("/api/arcana/terminal/sessions", &env.admin).await;
+        if let Some(row) = page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            && row["status"] == "closed"
+        {
+            return row.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "session {id} did not close: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn limits_close_idle_old_and_abandoned_sessions_and_cap_live_ones() {
+    let env = setup(&[
+        "--max-sessions-per-user",
+        "2",
+        "--idle-timeout-secs",
+        "2",
+        "--max-lifetime-secs",
+        "4",
+        "--detach-grace-secs",
+        "1",
+    ])
+    .await;
+    // An abandoned session closes after the detach grace.
+    let abandoned = new_id();
+    drop(connect(&env.th, &abandoned, &env.admin).await);
+    assert_eq!(
+        wait_closed(&env, &abandoned).await["end_reason"],
+        "detached_timeout"
+    );
+
+    // A quiet session closes at the idle timeout; the socket hears why.
+    let idle = new_id();
+    let (mut ws, _) = connect(&env.th, &idle, &env.admin).await;
+    let busy = new_id();
+    let (mut busy_ws, _) = connect(&env.th, &busy, &env.admin).await;
+    // Two live sessions: a third is refused.
+    assert_eq!(
+        try_connect(&env.th, &new_id(), Some(&env.admin), None, "")
+            .await
+            .err(),
+        Some(429)
+    );
+    // Keep one session busy with output so only the lifetime limit can end it.
+    send(&mut busy_ws, "while true; do echo tick; sleep 0.5; done\r").await;
+    let exit = loop {
+        let msg = next_json(&mut ws).await;
+        if msg["type"] == "exit" {
+            break msg;
+        }
+    };
+    assert_eq!(exit["reason"], "idle_timeout");
+    assert_eq!(wait_closed(&env, &busy).await["end_reason"], "lifetime");
+}
+
+#[tokio::test]
+async fn oversized_messages_close_the_socket_not_the_server() {
+    let env = setup(&["--max-message-bytes", "1024"]).await;
+    let id = new_id();
+    let (mut ws, _) = connect(&env.th, &id, &env.admin).await;
+    let _ = ws.send(Message::Binary(vec![b'x'; 64 * 1024].into())).await;
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return true,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(ended, "an oversized frame must end the connection");
+    // The session survives and can be reattached.
+    let (mut ws, hello) = connect(&env.th, &id, &env.admin).await;
+    assert_eq!(hello["reattached"], true);
+    send(&mut ws, "echo still-$((1+1))\r").await;
+    read_until(&mut ws, "still-2").await;
+}

@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The master key every test backend seals provider keys with (id `test1`).
+pub const TEST_MASTER_KEY: &str =
+    "7e57000000000000000000000000000000000000000000000000000000007e57";
+
 /// The JWT secret every test backend uses, so tests can forge tokens on purpose.
 pub const TEST_JWT_SECRET: &str = "arcana-test-secret-0123456789abcdef0123456789";
 
@@ -58,7 +62,13 @@ impl Default for RunnerOptions {
     fn default() -> Self {
         RunnerOptions {
             manifest: repo_root().join("spin.toml"),
-            env: vec![("SPIN_VARIABLE_JWT_SECRET".into(), TEST_JWT_SECRET.into())],
+            env: vec![
+                ("SPIN_VARIABLE_JWT_SECRET".into(), TEST_JWT_SECRET.into()),
+                (
+                    "SPIN_VARIABLE_LLM_MASTER_KEYS".into(),
+                    format!("test1:{TEST_MASTER_KEY}"),
+                ),
+            ],
             args: Vec::new(),
             runtime_config: None,
             with_terminal_host: false,
@@ -197,6 +207,15 @@ impl Runner {
     /// Everything the runner logged so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Stops the process and hands over its folder (database included), so a test can
+    /// inspect or reuse the data with another runner.
+    pub fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let placeholder = tempfile::tempdir().unwrap();
+        std::mem::replace(&mut self.dir, placeholder)
     }
 
     /// Path of the embedded database file.

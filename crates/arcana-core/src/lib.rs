@@ -12,14 +12,18 @@
 //! - [`settings`]: configuration read from Spin variables.
 //! - [`auth`]: passwords, tokens, permissions and the login throttle.
 //! - [`users`]: the users table.
+//! - [`crypto`]: sealing provider API keys at rest.
+//! - [`llm`]: providers, models, preferences, allowlists and routing.
 //! - [`api`]: the endpoints, one module per component, and the OpenAPI document.
 //! - [`migrations`]: the numbered SQL files, embedded for native hosts.
 
 pub mod api;
 pub mod auth;
+pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod llm;
 pub mod migrations;
 pub mod pagination;
 pub mod settings;

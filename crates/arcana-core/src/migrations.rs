@@ -23,6 +23,7 @@ macro_rules! migration {
 pub const ALL: &[EmbeddedMigration] = &[
     migration!("0001_users.sql"),
     migration!("0002_terminal.sql"),
+    migration!("0003_llm.sql"),
 ];
 
 #[cfg(test)]

@@ -28,6 +28,9 @@ pub struct Settings {
     pub cors_origins: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Master keys sealing provider API keys (`kid:hex64,...`, newest first); only the
+    /// `llm` component is given this variable.
+    pub llm_master_keys: Option<String>,
 }
 
 /// Smallest accepted JWT secret.
@@ -58,6 +61,7 @@ impl Settings {
                 .collect(),
             max_body_bytes: parse_or(vars, "max_body_bytes", 1 << 20).clamp(1024, 64 << 20)
                 as usize,
+            llm_master_keys: vars.get("llm_master_keys"),
         })
     }
 
@@ -69,6 +73,7 @@ impl Settings {
             allow_signup: false,
             cors_origins: vec!["http://localhost:5173".into()],
             max_body_bytes: 1 << 20,
+            llm_master_keys: None,
         }
     }
 }

@@ -247,6 +247,23 @@ mod tests {
         assert!(matches!(err, MigrationError::Edited(_)), "{err}");
     }
 
+    /// Real Spin's `--sqlite @file` runs a file at every start, so each file in the
+    /// repository must succeed when run twice outside the tracking table.
+    #[tokio::test]
+    async fn repository_migrations_are_idempotent() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+        let all = load_migrations_dir(&dir).unwrap();
+        assert!(!all.is_empty());
+        let (_d, conn) = temp_db().await;
+        for round in 0..2 {
+            for m in &all {
+                conn.execute_batch(&m.sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{} failed on run {}: {e}", m.name, round + 1));
+            }
+        }
+    }
+
     #[test]
     fn names_and_duplicates_are_checked() {
         assert!(Migration::from_file_name("users.sql", "").is_err());

@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod llm;
 pub mod openapi;
 pub mod system;
 
@@ -168,6 +169,7 @@ fn preflight(routes: &[Route], settings: &Settings, req: &ApiRequest) -> ApiResp
 pub fn all_routes() -> Vec<Route> {
     let mut all = Vec::new();
     all.extend_from_slice(auth::ROUTES);
+    all.extend_from_slice(llm::ROUTES);
     all.extend_from_slice(system::ROUTES);
     all
 }

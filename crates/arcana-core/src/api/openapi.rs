@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, auth, system};
+use super::{admin, auth, llm, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,10 +13,15 @@ use super::{admin, auth, system};
         auth::register, auth::login, auth::me,
         admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::delete_user,
         system::health, system::openapi_json,
+        llm::list_providers, llm::create_provider, llm::update_provider, llm::delete_provider,
+        llm::list_models, llm::create_model, llm::update_model, llm::delete_model,
+        llm::get_access, llm::put_access, llm::get_preferences, llm::put_preferences,
+        llm::list_rules, llm::create_rule, llm::get_rule, llm::update_rule, llm::delete_rule,
+        llm::explain, llm::rotate_keys,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "admin"), (name = "system")),
+    tags((name = "auth"), (name = "admin"), (name = "system"), (name = "llm")),
 )]
 struct ApiDoc;
 
