@@ -6,6 +6,8 @@
 //! Compiled components are cached in `target/arcana-test-cache`, so each runner start
 //! deserializes instead of compiling.
 
+pub mod stand_in;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -126,6 +126,20 @@ impl ApiResponse {
         }
     }
 
+    /// Marks a response the handler already streamed to the client.
+    pub fn streamed() -> ApiResponse {
+        ApiResponse {
+            status: 0,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// Whether the handler already streamed this response.
+    pub fn is_streamed(&self) -> bool {
+        self.status == 0
+    }
+
     /// 204 No Content.
     pub fn no_content() -> ApiResponse {
         ApiResponse {

@@ -2,9 +2,11 @@
 //! one line of routing. Only interfaces real Spin provides are used:
 //! `fermyon:spin/sqlite@2.0.0`, `fermyon:spin/variables@2.0.0` and `wasi:http`.
 
-use std::cell::OnceCell;
+mod outbound;
 
-use arcana_core::api::{self, Route};
+use std::cell::{OnceCell, RefCell};
+
+use arcana_core::api::{self, BodyWriter, HostIo, ResponseStreamer, Route};
 use arcana_core::db::{Db, DbError, Rows, Value};
 use arcana_core::error::ApiError;
 use arcana_core::http::{ApiRequest, ApiResponse};
@@ -77,20 +79,93 @@ impl Vars for SpinVars {
     }
 }
 
+pub use outbound::WasiTransport;
+
 /// Serves one request with a component's route table: reads the body within the
-/// configured limit (413 past it, without reading the rest), dispatches, writes the answer.
+/// configured limit (413 past it, without reading the rest), dispatches, writes the
+/// answer (unless the handler streamed it itself).
 pub async fn serve(routes: &[Route], req: IncomingRequest, out: ResponseOutparam) {
     let vars = SpinVars;
+    let streamer = SpinStreamer {
+        out: RefCell::new(Some(out)),
+    };
     let response = match Settings::load(&vars) {
         Err(e) => ApiResponse::problem(&e, None),
         Ok(settings) => match read_request(req, settings.max_body_bytes).await {
             Ok(api_req) => {
-                api::serve_with_settings(routes, &SpinDb::default(), &settings, &api_req)
+                let io = HostIo {
+                    transport: Some(&WasiTransport),
+                    streamer: Some(&streamer),
+                };
+                api::serve_with_settings(routes, &SpinDb::default(), &settings, io, &api_req)
             }
             Err(e) => ApiResponse::problem(&e, None),
         },
     };
-    write_response(response, out).await;
+    let out = streamer.out.borrow_mut().take();
+    if let Some(out) = out {
+        write_response(response, out).await;
+    }
+}
+
+/// Streams a response straight to the client with blocking writes.
+struct SpinStreamer {
+    out: RefCell<Option<ResponseOutparam>>,
+}
+
+impl ResponseStreamer for SpinStreamer {
+    fn start(
+        &self,
+        status: u16,
+        headers: Vec<(String, String)>,
+    ) -> Option<Box<dyn BodyWriter + '_>> {
+        let out = self.out.borrow_mut().take()?;
+        let headers: Vec<(String, Vec<u8>)> = headers
+            .into_iter()
+            .map(|(k, v)| (k, v.into_bytes()))
+            .collect();
+        let response =
+            OutgoingResponse::new(Fields::from_list(&headers).unwrap_or_else(|_| Fields::new()));
+        let _ = response.set_status_code(status);
+        let body = response.body().ok()?;
+        out.set(response);
+        let stream = body.write().ok()?;
+        Some(Box::new(SpinBodyWriter {
+            stream: Some(stream),
+            body: Some(body),
+        }))
+    }
+}
+
+/// The body of a streamed response; finished when dropped.
+struct SpinBodyWriter {
+    stream: Option<wasi::io::streams::OutputStream>,
+    body: Option<spin_sdk::http::OutgoingBody>,
+}
+
+impl BodyWriter for SpinBodyWriter {
+    fn write(&mut self, bytes: &[u8]) -> bool {
+        let Some(stream) = &self.stream else {
+            return false;
+        };
+        for chunk in bytes.chunks(4096) {
+            if stream.blocking_write_and_flush(chunk).is_err() {
+                self.stream = None;
+                return false;
+            }
+        }
+        true
+    }
+}
+
+impl Drop for SpinBodyWriter {
+    fn drop(&mut self) {
+        // The stream is a child of the body: drop it first, then finish the body.
+        self.stream = None;
+        if let Some(body) = self.body.take() {
+            let _ = spin_sdk::http::OutgoingBody::finish(body, None);
+        }
+    }
 }
 
 /// Converts Spin's request, refusing bodies over `limit` bytes with 413.

@@ -40,6 +40,17 @@ pub const ROUTES: &[Route] = &[
     route("DELETE", "/api/arcana/llm/routing-rules/{id}", delete_rule),
     route("POST", "/api/arcana/llm/route/explain", explain),
     route("POST", "/api/arcana/llm/keys/rotate", rotate_keys),
+    route(
+        "POST",
+        "/api/arcana/llm/complete",
+        super::llm_calls::complete,
+    ),
+    route("GET", "/api/arcana/llm/usage", super::llm_calls::usage),
+    route(
+        "PUT",
+        "/api/arcana/llm/budgets/{user_id}",
+        super::llm_calls::put_budget,
+    ),
 ];
 
 fn admin(ctx: &Ctx<'_>, req: &ApiRequest) -> ApiResult<AuthUser> {
@@ -48,7 +59,7 @@ fn admin(ctx: &Ctx<'_>, req: &ApiRequest) -> ApiResult<AuthUser> {
     Ok(caller)
 }
 
-fn key_ring(ctx: &Ctx<'_>) -> ApiResult<KeyRing> {
+pub(crate) fn key_ring(ctx: &Ctx<'_>) -> ApiResult<KeyRing> {
     let spec = ctx.settings.llm_master_keys.as_deref().unwrap_or_default();
     KeyRing::parse(spec).map_err(|e| ApiError::internal(format!("llm_master_keys: {e}")))
 }

@@ -8,12 +8,14 @@
 pub mod admin;
 pub mod auth;
 pub mod llm;
+pub mod llm_calls;
 pub mod openapi;
 pub mod system;
 
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse, PathParams, match_template};
+use crate::llm::client::Transport;
 use crate::settings::{Settings, Vars};
 
 /// What a handler gets besides the request.
@@ -21,6 +23,52 @@ pub struct Ctx<'a> {
     pub db: &'a dyn Db,
     pub settings: &'a Settings,
     pub request_id: &'a str,
+    /// Outbound HTTP (for calling LLM providers), when the host offers it.
+    pub transport: Option<&'a dyn Transport>,
+    /// Streaming responses, when the host offers them.
+    pub streamer: Option<&'a dyn ResponseStreamer>,
+    /// CORS and request-id headers that a streamed response must carry too.
+    pub common_headers: Vec<(String, String)>,
+}
+
+/// Lets a handler send the response head at once and the body piece by piece
+/// (server-sent events). The host's implementation writes straight to the client.
+pub trait ResponseStreamer {
+    /// Sends the head; `None` when the response was already started.
+    fn start(
+        &self,
+        status: u16,
+        headers: Vec<(String, String)>,
+    ) -> Option<Box<dyn BodyWriter + '_>>;
+}
+
+/// The body of a streamed response.
+pub trait BodyWriter {
+    /// Writes and flushes; `false` once the client has gone away.
+    fn write(&mut self, bytes: &[u8]) -> bool;
+}
+
+/// What the host provides besides the database.
+#[derive(Default, Clone, Copy)]
+pub struct HostIo<'a> {
+    pub transport: Option<&'a dyn Transport>,
+    pub streamer: Option<&'a dyn ResponseStreamer>,
+}
+
+impl Ctx<'_> {
+    /// Starts a streamed response with the common headers; `None` when the host cannot stream.
+    pub fn start_stream(
+        &self,
+        status: u16,
+        content_type: &str,
+    ) -> Option<Box<dyn BodyWriter + '_>> {
+        let mut headers = vec![
+            ("content-type".to_string(), content_type.to_string()),
+            ("cache-control".to_string(), "no-cache".to_string()),
+        ];
+        headers.extend(self.common_headers.iter().cloned());
+        self.streamer?.start(status, headers)
+    }
 }
 
 /// A handler function.
@@ -54,19 +102,27 @@ pub fn request_id(req: &ApiRequest) -> String {
 /// Handles one request against a component's route table.
 pub fn serve(routes: &[Route], db: &dyn Db, vars: &dyn Vars, req: &ApiRequest) -> ApiResponse {
     match Settings::load(vars) {
-        Ok(settings) => serve_with_settings(routes, db, &settings, req),
+        Ok(settings) => serve_with_settings(routes, db, &settings, HostIo::default(), req),
         Err(e) => ApiResponse::problem(&e, Some(&request_id(req))),
     }
 }
 
-/// [`serve`] with settings already loaded (the host needed them to limit the body).
+/// [`serve`] with settings already loaded (the host needed them to limit the body)
+/// and the host's optional capabilities. A handler that streamed its response
+/// returns [`ApiResponse::streamed`], which the host does not write again.
 pub fn serve_with_settings(
     routes: &[Route],
     db: &dyn Db,
     settings: &Settings,
+    io: HostIo<'_>,
     req: &ApiRequest,
 ) -> ApiResponse {
     let request_id = request_id(req);
+    let mut common = ApiResponse::no_content();
+    add_cors(&mut common, settings, req);
+    common
+        .headers
+        .push(("x-request-id".into(), request_id.clone()));
     let mut response =
         if req.method == "OPTIONS" && req.header_value("access-control-request-method").is_some() {
             preflight(routes, settings, req)
@@ -75,6 +131,9 @@ pub fn serve_with_settings(
                 db,
                 settings,
                 request_id: &request_id,
+                transport: io.transport,
+                streamer: io.streamer,
+                common_headers: common.headers.clone(),
             };
             match dispatch(routes, &ctx, req) {
                 Ok(resp) => resp,
@@ -86,8 +145,10 @@ pub fn serve_with_settings(
                 }
             }
         };
-    add_cors(&mut response, settings, req);
-    response.headers.push(("x-request-id".into(), request_id));
+    if response.is_streamed() {
+        return response;
+    }
+    response.headers.extend(common.headers);
     response
 }
 

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, auth, llm, system};
+use super::{admin, auth, llm, llm_calls, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -18,6 +18,7 @@ use super::{admin, auth, llm, system};
         llm::get_access, llm::put_access, llm::get_preferences, llm::put_preferences,
         llm::list_rules, llm::create_rule, llm::get_rule, llm::update_rule, llm::delete_rule,
         llm::explain, llm::rotate_keys,
+        llm_calls::complete, llm_calls::usage, llm_calls::put_budget,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),

@@ -1,0 +1,387 @@
+//! Calling models through the llm component against a local provider stand-in that
+//! speaks the real OpenAI and Anthropic wire formats: plain and streamed answers,
+//! usage and cost, retries, fallback, error codes, timeouts, budgets, outbound denial.
+
+use std::time::{Duration, Instant};
+
+use arcana_tests::stand_in::StandIn;
+use arcana_tests::{Runner, RunnerOptions, client};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const KEY: &str = "sk-stand-in-0123456789";
+
+struct Env {
+    runner: Runner,
+    stand_in: StandIn,
+    admin: String,
+}
+
+async fn call(
+    runner: &Runner,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut req = client()
+        .request(method.parse().unwrap(), runner.at(path))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn setup() -> Env {
+    let stand_in = StandIn::start().await;
+    let runner = Runner::start_with(
+        RunnerOptions::default().env("SPIN_VARIABLE_LLM_ALLOWED_HOST_1", &stand_in.url()),
+    );
+    client()
+        .post(runner.at("/api/auth/register"))
+        .json(&json!({"username": "root", "password": "root password"}))
+        .send()
+        .await
+        .unwrap();
+    let token: Value = client()
+        .post(runner.at("/api/auth/login"))
+        .json(&json!({"username": "root", "password": "root password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let admin = token["access_token"].as_str().unwrap().to_string();
+    Env {
+        runner,
+        stand_in,
+        admin,
+    }
+}
+
+impl Env {
+    async fn provider(&self, name: &str, kind: &str, base_url: &str, timeout: i64) -> String {
+        let (status, p) = call(&self.runner, "POST", "/api/arcana/llm/providers", &self.admin,
+            Some(json!({"name": name, "kind": kind, "base_url": base_url, "api_key": KEY, "timeout_secs": timeout, "max_retries": 1}))).await;
+        assert_eq!(status, 201, "{p}");
+        p["id"].as_str().unwrap().to_string()
+    }
+
+    async fn model(&self, provider: &str, name: &str, default: bool) -> String {
+        let (status, m) = call(&self.runner, "POST", "/api/arcana/llm/models", &self.admin,
+            Some(json!({"provider_id": provider, "model_name": name, "max_tokens": 256, "context_window": 8192,
+                        "input_cost_per_token": 0.001, "output_cost_per_token": 0.002, "is_default": default}))).await;
+        assert_eq!(status, 201, "{m}");
+        m["id"].as_str().unwrap().to_string()
+    }
+
+    async fn complete(&self, body: Value) -> (StatusCode, Value) {
+        call(
+            &self.runner,
+            "POST",
+            "/api/arcana/llm/complete",
+            &self.admin,
+            Some(body),
+        )
+        .await
+    }
+
+    async fn usage(&self) -> Value {
+        call(
+            &self.runner,
+            "GET",
+            "/api/arcana/llm/usage",
+            &self.admin,
+            None,
+        )
+        .await
+        .1
+    }
+
+    /// Reads a streamed answer: (deltas joined, the final event's name and data).
+    async fn stream(&self, body: Value) -> (String, String, Value) {
+        let resp = client()
+            .post(self.runner.at("/api/arcana/llm/complete"))
+            .bearer_auth(&self.admin)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let mut text = String::new();
+        let mut bytes = resp.bytes_stream();
+        while let Some(chunk) = bytes.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+        let mut deltas = String::new();
+        let mut last = (String::new(), Value::Null);
+        for block in text.split("\n\n").filter(|b| !b.trim().is_empty()) {
+            let event = block
+                .lines()
+                .find_map(|l| l.strip_prefix("event: "))
+                .unwrap_or("")
+                .to_string();
+            let data: Value = block
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .map(|d| serde_json::from_str(d).unwrap())
+                .unwrap_or(Value::Null);
+            if event == "delta" {
+                deltas.push_str(data["text"].as_str().unwrap());
+            } else {
+                last = (event, data);
+            }
+        }
+        (deltas, last.0, last.1)
+    }
+}
+
+#[tokio::test]
+async fn plain_openai_call_with_usage_cost_and_the_decrypted_key() {
+    let env = setup().await;
+    let p = env
+        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+        .await;
+    env.model(&p, "gpt-test", true).await;
+    call(
+        &env.runner,
+        "PUT",
+        "/api/arcana/llm/preferences",
+        &env.admin,
+        Some(json!({"system_prompt": "Answer in haiku.", "temperature": 0.3})),
+    )
+    .await;
+
+    let (status, r) = env
+        .complete(json!({"messages": [{"role": "user", "content": "hello there"}]}))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["content"], "echo: hello there");
+    assert_eq!(r["model_name"], "gpt-test");
+    let (pt, ct) = (
+        r["usage"]["prompt_tokens"].as_i64().unwrap(),
+        r["usage"]["completion_tokens"].as_i64().unwrap(),
+    );
+    assert!(pt > 0 && ct == 3);
+    let expected = pt as f64 * 0.001 + ct as f64 * 0.002;
+    assert!((r["cost"].as_f64().unwrap() - expected).abs() < 1e-9);
+
+    let sent = &env.stand_in.received()[0];
+    assert_eq!(sent.path, "/v1/chat/completions");
+    assert!(
+        sent.headers
+            .iter()
+            .any(|(k, v)| k == "authorization" && v == &format!("Bearer {KEY}"))
+    );
+    assert_eq!(
+        sent.body["messages"][0],
+        json!({"role": "system", "content": "Answer in haiku."})
+    );
+    assert_eq!(sent.body["temperature"], 0.3);
+
+    let usage = env.usage().await;
+    assert_eq!(usage["rows"][0]["calls"], 1);
+    assert_eq!(usage["rows"][0]["prompt_tokens"].as_i64(), Some(pt));
+    assert!(
+        !env.runner.log().contains(KEY),
+        "the key must never be logged"
+    );
+}
+
+#[tokio::test]
+async fn streamed_calls_for_both_wire_formats_record_usage() {
+    let env = setup().await;
+    let oa = env
+        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+        .await;
+    let an = env
+        .provider("an", "anthropic", &env.stand_in.url(), 10)
+        .await;
+    env.model(&oa, "gpt-test", true).await;
+    env.model(&an, "claude-test", false).await;
+
+    let (deltas, event, done) = env
+        .stream(json!({"messages": [{"role": "user", "content": "one two three"}], "stream": true}))
+        .await;
+    assert_eq!(deltas, "echo: one two three");
+    assert_eq!(event, "done");
+    assert_eq!(done["usage"]["completion_tokens"], 4);
+    assert!(done["usage"]["prompt_tokens"].as_i64().unwrap() > 0);
+    let openai_req = env.stand_in.received().last().unwrap().clone();
+    assert_eq!(openai_req.body["stream_options"]["include_usage"], true);
+
+    let (deltas, event, done) = env
+        .stream(json!({"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}], "model": "claude-test", "stream": true}))
+        .await;
+    assert_eq!((deltas.as_str(), event.as_str()), ("echo: hi", "done"));
+    assert_eq!(done["model_name"], "claude-test");
+    assert_eq!(done["usage"]["completion_tokens"], 2);
+    let sent = env.stand_in.received().last().unwrap().clone();
+    assert_eq!(sent.path, "/v1/messages");
+    assert_eq!(sent.body["system"], "sys");
+    assert!(
+        sent.headers
+            .iter()
+            .any(|(k, v)| k == "x-api-key" && v == KEY)
+    );
+
+    let usage = env.usage().await;
+    let total_calls: i64 = usage["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["calls"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total_calls, 2);
+    assert!(usage["total_cost"].as_f64().unwrap() > 0.0);
+}
+
+#[tokio::test]
+async fn rate_limits_are_retried_after_the_providers_delay() {
+    let env = setup().await;
+    let p = env
+        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+        .await;
+    env.model(&p, "flaky-429", true).await;
+    let started = Instant::now();
+    let (status, r) = env
+        .complete(json!({"messages": [{"role": "user", "content": "x"}]}))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["attempts"], 2);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After was not honoured"
+    );
+    let usage = env.usage().await;
+    assert_eq!(
+        (
+            usage["rows"][0]["calls"].as_i64(),
+            usage["rows"][0]["errors"].as_i64()
+        ),
+        (Some(2), Some(1))
+    );
+}
+
+#[tokio::test]
+async fn failures_fall_back_to_the_next_model_before_any_output() {
+    let env = setup().await;
+    let p = env
+        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+        .await;
+    let broken = env.model(&p, "fail-500", false).await;
+    let good = env.model(&p, "gpt-good", false).await;
+    let (status, _) = call(&env.runner, "POST", "/api/arcana/llm/routing-rules", &env.admin,
+        Some(json!({"name": "primary", "priority": 1, "target_model_id": broken, "fallback_model_ids": [good]}))).await;
+    assert_eq!(status, 201);
+    let (status, r) = env
+        .complete(json!({"messages": [{"role": "user", "content": "help"}]}))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["model_name"], "gpt-good");
+    assert_eq!(
+        r["attempts"], 3,
+        "two tries of the broken model (500 is retryable), then the fallback"
+    );
+    let (deltas, event, done) = env
+        .stream(json!({"messages": [{"role": "user", "content": "again"}], "stream": true}))
+        .await;
+    assert_eq!((deltas.as_str(), event.as_str()), ("echo: again", "done"));
+    assert_eq!(done["model_name"], "gpt-good");
+}
+
+#[tokio::test]
+async fn provider_errors_map_to_stable_codes() {
+    let env = setup().await;
+    let p = env
+        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 1)
+        .await;
+    for (model, status, code) in [
+        ("fail-401", 502, "invalid_api_key"),
+        ("malformed", 502, "malformed_response"),
+        ("slow", 504, "upstream_timeout"),
+    ] {
+        env.model(&p, model, false).await;
+        let (s, e) = env
+            .complete(json!({"messages": [{"role": "user", "content": "x"}], "model": model}))
+            .await;
+        assert_eq!(
+            (s.as_u16(), e["code"].as_str()),
+            (status, Some(code)),
+            "{model}: {e}"
+        );
+    }
+    // A stream cut after output started cannot fall back: the client gets an error event.
+    env.model(&p, "cut", false).await;
+    let (deltas, event, data) = env.stream(json!({"messages": [{"role": "user", "content": "a b"}], "model": "cut", "stream": true})).await;
+    assert_eq!(deltas, "echo: a b");
+    assert_eq!(
+        (event.as_str(), data["code"].as_str()),
+        ("error", Some("malformed_response"))
+    );
+}
+
+#[tokio::test]
+async fn hosts_outside_allowed_outbound_hosts_are_refused() {
+    let env = setup().await;
+    let other = StandIn::start().await;
+    let p = env
+        .provider("elsewhere", "openai", &format!("{}/v1", other.url()), 5)
+        .await;
+    env.model(&p, "gpt-test", true).await;
+    let (status, e) = env
+        .complete(json!({"messages": [{"role": "user", "content": "x"}]}))
+        .await;
+    assert_eq!(
+        (status.as_u16(), e["code"].as_str()),
+        (502, Some("host_not_allowed"))
+    );
+    assert!(
+        other.received().is_empty(),
+        "the request must not leave the runner"
+    );
+}
+
+#[tokio::test]
+async fn a_spent_budget_refuses_further_calls() {
+    let env = setup().await;
+    let p = env
+        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+        .await;
+    env.model(&p, "gpt-test", true).await;
+    let (_, me) = call(&env.runner, "GET", "/api/auth/me", &env.admin, None).await;
+    let id = me["id"].as_str().unwrap();
+    let (status, _) = call(
+        &env.runner,
+        "PUT",
+        &format!("/api/arcana/llm/budgets/{id}"),
+        &env.admin,
+        Some(json!({"monthly_usd": 0.0001})),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = env
+        .complete(json!({"messages": [{"role": "user", "content": "first"}]}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, e) = env
+        .complete(json!({"messages": [{"role": "user", "content": "second"}]}))
+        .await;
+    assert_eq!(
+        (status.as_u16(), e["code"].as_str()),
+        (402, Some("budget_exceeded"))
+    );
+    assert_eq!(
+        env.stand_in.received().len(),
+        1,
+        "a refused call never reaches the provider"
+    );
+    let usage = env.usage().await;
+    assert_eq!(usage["monthly_budget_usd"], 0.0001);
+}

@@ -1,0 +1,211 @@
+//! A local stand-in for LLM providers, speaking the real OpenAI Chat Completions and
+//! Anthropic Messages wire formats (JSON and server-sent events) over real HTTP on
+//! 127.0.0.1, and failing on request. The requested `model` picks the behaviour:
+//!
+//! | model | behaviour |
+//! | --- | --- |
+//! | anything else | echoes the last user message (`echo: …`), with usage |
+//! | `fail-401` | 401 invalid key |
+//! | `fail-500` | 500 every time |
+//! | `flaky-429` | 429 with `Retry-After: 1` on its first call, then answers |
+//! | `slow` | waits 3 s before answering |
+//! | `malformed` | 200 with invalid JSON (or an invalid event) |
+//! | `cut` | a stream that stops without its end marker |
+//!
+//! Every request is recorded (path, headers, JSON body) for assertions on prompts.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use serde_json::{Value, json};
+
+/// One request the stand-in received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+/// A running stand-in.
+#[derive(Clone)]
+pub struct StandIn {
+    pub addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl StandIn {
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Starts the server on the current tokio runtime.
+    pub async fn start() -> StandIn {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let flaky_seen: Arc<Mutex<bool>> = Arc::default();
+        let state = (received.clone(), flaky_seen);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let state = state.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req| handle(req, state.clone()));
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+        StandIn { addr, received }
+    }
+}
+
+type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
+
+fn full(status: u16, body: String, headers: &[(&str, &str)]) -> hyper::Response<Body> {
+    let mut b = hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json");
+    for (k, v) in headers {
+        b = b.header(*k, *v);
+    }
+    b.body(Full::new(Bytes::from(body)).boxed()).unwrap()
+}
+
+fn sse(events: Vec<String>, delay: Duration) -> hyper::Response<Body> {
+    let stream = futures::stream::unfold(events.into_iter(), move |mut it| async move {
+        let next = it.next()?;
+        tokio::time::sleep(delay).await;
+        Some((Ok::<_, Infallible>(Frame::data(Bytes::from(next))), it))
+    });
+    hyper::Response::builder()
+        .status(200)
+        .header("content-type", "text/event-stream")
+        .body(StreamBody::new(stream).boxed())
+        .unwrap()
+}
+
+async fn handle(
+    req: hyper::Request<hyper::body::Incoming>,
+    (received, flaky_seen): (Arc<Mutex<Vec<Received>>>, Arc<Mutex<bool>>),
+) -> Result<hyper::Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let headers = req
+        .headers()
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    let bytes = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    received.lock().unwrap().push(Received {
+        path: path.clone(),
+        headers,
+        body: body.clone(),
+    });
+
+    let anthropic = path.ends_with("/messages");
+    let model = body["model"].as_str().unwrap_or("").to_string();
+    let stream = body["stream"].as_bool().unwrap_or(false);
+    let last_user = body["messages"]
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_string();
+    match model.as_str() {
+        "fail-401" => {
+            return Ok(full(
+                401,
+                r#"{"error":{"message":"Incorrect API key provided"}}"#.into(),
+                &[],
+            ));
+        }
+        "fail-500" => return Ok(full(500, r#"{"error":{"message":"internal"}}"#.into(), &[])),
+        "flaky-429" => {
+            let mut seen = flaky_seen.lock().unwrap();
+            if !*seen {
+                *seen = true;
+                return Ok(full(
+                    429,
+                    r#"{"error":{"message":"rate limited"}}"#.into(),
+                    &[("retry-after", "1")],
+                ));
+            }
+        }
+        "slow" => tokio::time::sleep(Duration::from_secs(3)).await,
+        "malformed" if !stream => return Ok(full(200, "{not json".into(), &[])),
+        _ => {}
+    }
+    let answer = format!("echo: {last_user}");
+    let words: Vec<String> = answer.split_inclusive(' ').map(str::to_string).collect();
+    let prompt_tokens = (bytes.len() / 4) as i64;
+    let completion_tokens = words.len() as i64;
+    if !stream {
+        let v = if anthropic {
+            json!({"id": "msg_1", "type": "message", "role": "assistant", "model": model,
+                   "content": [{"type": "text", "text": answer}], "stop_reason": "end_turn",
+                   "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens}})
+        } else {
+            json!({"id": "chatcmpl-1", "object": "chat.completion", "model": model,
+                   "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+                   "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}})
+        };
+        return Ok(full(200, v.to_string(), &[]));
+    }
+    let mut events = Vec::new();
+    if anthropic {
+        events.push(format!("event: message_start\ndata: {}\n\n", json!({"type": "message_start", "message": {"usage": {"input_tokens": prompt_tokens, "output_tokens": 1}}})));
+        for w in &words {
+            events.push(format!("event: content_block_delta\ndata: {}\n\n", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}})));
+        }
+        if model == "malformed" {
+            events.push("event: content_block_delta\ndata: {oops\n\n".into());
+        }
+        if model != "cut" {
+            events.push(format!("event: message_delta\ndata: {}\n\n", json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": completion_tokens}})));
+            events.push(format!(
+                "event: message_stop\ndata: {}\n\n",
+                json!({"type": "message_stop"})
+            ));
+        }
+    } else {
+        for w in &words {
+            events.push(format!(
+                "data: {}\n\n",
+                json!({"choices": [{"index": 0, "delta": {"content": w}}]})
+            ));
+        }
+        if model == "malformed" {
+            events.push("data: {oops\n\n".into());
+        }
+        if model != "cut" {
+            events.push(format!(
+                "data: {}\n\n",
+                json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            ));
+            events.push(format!("data: {}\n\n", json!({"choices": [], "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens}})));
+            events.push("data: [DONE]\n\n".into());
+        }
+    }
+    Ok(sse(events, Duration::from_millis(20)))
+}
