@@ -317,6 +317,35 @@ async fn provider_errors_map_to_stable_codes() {
             "{model}: {e}"
         );
     }
+    let an = env
+        .provider("an", "anthropic", &env.stand_in.url(), 5)
+        .await;
+    env.model(&an, "too-long", false).await; // same name on both providers
+    env.model(&p, "too-long", false).await;
+    let (_, models) = call(
+        &env.runner,
+        "GET",
+        "/api/arcana/llm/models",
+        &env.admin,
+        None,
+    )
+    .await;
+    for m in models
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["model_name"] == "too-long")
+    {
+        let (s, e) = env
+            .complete(json!({"messages": [{"role": "user", "content": "x"}], "model": m["id"]}))
+            .await;
+        assert_eq!(
+            (s.as_u16(), e["code"].as_str()),
+            (422, Some("context_too_long")),
+            "{}: {e}",
+            m["provider_name"]
+        );
+    }
     // A stream cut after output started cannot fall back: the client gets an error event.
     env.model(&p, "cut", false).await;
     let (deltas, event, data) = env.stream(json!({"messages": [{"role": "user", "content": "a b"}], "model": "cut", "stream": true})).await;
@@ -384,4 +413,82 @@ async fn a_spent_budget_refuses_further_calls() {
     );
     let usage = env.usage().await;
     assert_eq!(usage["monthly_budget_usd"], 0.0001);
+}
+
+#[tokio::test]
+async fn usage_is_per_user_and_admins_see_everyone() {
+    let env = setup().await;
+    let p = env
+        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+        .await;
+    env.model(&p, "gpt-test", true).await;
+    let (status, u) = call(
+        &env.runner,
+        "POST",
+        "/api/admin/users",
+        &env.admin,
+        Some(json!({"username": "carol", "password": "carol password"})),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let carol_id = u["id"].as_str().unwrap().to_string();
+    let login: Value = client()
+        .post(env.runner.at("/api/auth/login"))
+        .json(&json!({"username": "carol", "password": "carol password"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let carol = login["access_token"].as_str().unwrap().to_string();
+    let (status, _) = call(
+        &env.runner,
+        "POST",
+        "/api/arcana/llm/complete",
+        &carol,
+        Some(json!({"messages": [{"role": "user", "content": "mine"}]})),
+    )
+    .await;
+    assert_eq!(status, 200);
+    env.complete(json!({"messages": [{"role": "user", "content": "admin's"}]}))
+        .await;
+
+    let (_, own) = call(&env.runner, "GET", "/api/arcana/llm/usage", &carol, None).await;
+    assert_eq!(own["rows"].as_array().unwrap().len(), 1);
+    assert!(own["rows"][0].get("user_id").is_none());
+    let (status, _) = call(
+        &env.runner,
+        "GET",
+        "/api/arcana/llm/usage?all=true",
+        &carol,
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (_, all) = call(
+        &env.runner,
+        "GET",
+        "/api/arcana/llm/usage?all=true&days=7",
+        &env.admin,
+        None,
+    )
+    .await;
+    let users: Vec<&str> = all["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["user_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(users.len(), 2);
+    assert!(users.contains(&carol_id.as_str()));
+    let (status, _) = call(
+        &env.runner,
+        "GET",
+        "/api/arcana/llm/usage?days=0",
+        &env.admin,
+        None,
+    )
+    .await;
+    assert_eq!(status, 400);
 }

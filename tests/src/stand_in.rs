@@ -11,6 +11,7 @@
 //! | `slow` | waits 3 s before answering |
 //! | `malformed` | 200 with invalid JSON (or an invalid event) |
 //! | `cut` | a stream that stops without its end marker |
+//! | `too-long` | 400 `context_length_exceeded` (OpenAI) / `prompt is too long` (Anthropic) |
 //!
 //! Every request is recorded (path, headers, JSON body) for assertions on prompts.
 
@@ -141,6 +142,12 @@ async fn handle(
             ));
         }
         "fail-500" => return Ok(full(500, r#"{"error":{"message":"internal"}}"#.into(), &[])),
+        "too-long" if anthropic => {
+            return Ok(full(400, r#"{"type":"error","error":{"type":"invalid_request_error","message":"prompt is too long: 250000 tokens > 200000 maximum"}}"#.into(), &[]));
+        }
+        "too-long" => {
+            return Ok(full(400, r#"{"error":{"message":"This model's maximum context length is 8192 tokens","code":"context_length_exceeded"}}"#.into(), &[]));
+        }
         "flaky-429" => {
             let mut seen = flaky_seen.lock().unwrap();
             if !*seen {
