@@ -13,17 +13,21 @@
 //! - [`auth`]: passwords, tokens, permissions and the login throttle.
 //! - [`users`]: the users table.
 //! - [`crypto`]: sealing provider API keys at rest.
+//! - [`chat`]: conversations, messages and full-text search.
+//! - [`memory`]: per-user context memory.
 //! - [`llm`]: providers, models, preferences, allowlists and routing.
 //! - [`api`]: the endpoints, one module per component, and the OpenAPI document.
 //! - [`migrations`]: the numbered SQL files, embedded for native hosts.
 
 pub mod api;
 pub mod auth;
+pub mod chat;
 pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod http;
 pub mod llm;
+pub mod memory;
 pub mod migrations;
 pub mod pagination;
 pub mod settings;

@@ -24,6 +24,7 @@ pub const ALL: &[EmbeddedMigration] = &[
     migration!("0001_users.sql"),
     migration!("0002_terminal.sql"),
     migration!("0003_llm.sql"),
+    migration!("0004_chat.sql"),
 ];
 
 #[cfg(test)]

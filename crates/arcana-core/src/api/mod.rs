@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod chat;
 pub mod llm;
 pub mod llm_calls;
 pub mod openapi;
@@ -231,6 +232,7 @@ pub fn all_routes() -> Vec<Route> {
     let mut all = Vec::new();
     all.extend_from_slice(auth::ROUTES);
     all.extend_from_slice(llm::ROUTES);
+    all.extend_from_slice(chat::ROUTES);
     all.extend_from_slice(system::ROUTES);
     all
 }

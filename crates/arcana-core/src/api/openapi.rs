@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, auth, llm, llm_calls, system};
+use super::{admin, auth, chat, llm, llm_calls, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -19,10 +19,13 @@ use super::{admin, auth, llm, llm_calls, system};
         llm::list_rules, llm::create_rule, llm::get_rule, llm::update_rule, llm::delete_rule,
         llm::explain, llm::rotate_keys,
         llm_calls::complete, llm_calls::usage, llm_calls::put_budget,
+        chat::send, chat::list_conversations, chat::create_conversation, chat::rename_conversation,
+        chat::delete_conversation, chat::export, chat::import, chat::history, chat::clear, chat::search,
+        chat::list_memories, chat::put_memory, chat::get_memory, chat::delete_memory,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "admin"), (name = "system"), (name = "llm")),
+    tags((name = "auth"), (name = "admin"), (name = "system"), (name = "llm"), (name = "chat"), (name = "memory")),
 )]
 struct ApiDoc;
 

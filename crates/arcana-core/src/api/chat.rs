@@ -1,0 +1,686 @@
+//! The `chat` component: conversations, history, `POST /api/chat`, search, export and
+//! import, and context memory (`/api/chat/...`, `/api/arcana/context-memory...`).
+//! Every query is scoped to the caller; another user's conversation answers 404.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{Ctx, Route, route};
+use crate::auth::{AuthUser, authenticate};
+use crate::chat::{self, ChatMessage, Conversation, NewMessage, SearchHit, Sender};
+use crate::db::transaction;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{ApiRequest, ApiResponse, PathParams};
+use crate::llm::client::{Message, Role};
+use crate::llm::{preferences, tokens};
+use crate::memory::{self, MemoryInput};
+use crate::pagination::{Page, PageRequest};
+use crate::validate::{Validator, uuid_param};
+
+/// The component's routes.
+pub const ROUTES: &[Route] = &[
+    route("POST", "/api/chat", send),
+    route("GET", "/api/chat/conversations", list_conversations),
+    route("POST", "/api/chat/conversations", create_conversation),
+    route(
+        "PUT",
+        "/api/chat/conversations/{conversation_id}",
+        rename_conversation,
+    ),
+    route(
+        "DELETE",
+        "/api/chat/conversations/{conversation_id}",
+        delete_conversation,
+    ),
+    route(
+        "GET",
+        "/api/chat/conversations/{conversation_id}/export",
+        export,
+    ),
+    route("POST", "/api/chat/import", import),
+    route("GET", "/api/chat/history/{conversation_id}", history),
+    route("POST", "/api/chat/clear", clear),
+    route("GET", "/api/chat/search", search),
+    route("GET", "/api/arcana/context-memory", list_memories),
+    route("POST", "/api/arcana/context-memory", put_memory),
+    route("GET", "/api/arcana/context-memory/{key}", get_memory),
+    route("DELETE", "/api/arcana/context-memory/{key}", delete_memory),
+];
+
+fn now() -> String {
+    crate::time::now_string()
+}
+
+fn own_conversation(ctx: &Ctx<'_>, caller: &AuthUser, id: &str) -> ApiResult<Conversation> {
+    let id = uuid_param(id, "conversation")?;
+    chat::get(ctx.db, caller.id(), &id)?.ok_or_else(|| ApiError::not_found("conversation"))
+}
+
+fn check_title(title: &str) -> ApiResult<()> {
+    Validator::new()
+        .length(title.trim(), "title", 1, 200)
+        .finish()
+}
+
+/// Body of conversation create and rename.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TitleInput {
+    pub title: String,
+}
+
+/// The caller's conversations, newest updated first; `?q=` filters titles.
+#[utoipa::path(get, path = "/api/chat/conversations", tag = "chat", security(("bearer" = [])),
+    params(("q" = Option<String>, Query), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Page<Conversation>)))]
+pub fn list_conversations(
+    ctx: &Ctx<'_>,
+    req: &ApiRequest,
+    _: &PathParams,
+) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let page = PageRequest::from_request(req)?;
+    let q = req.query_param("q").filter(|q| !q.trim().is_empty());
+    Ok(ApiResponse::json(
+        200,
+        &chat::list(ctx.db, caller.id(), q.as_deref(), &page)?,
+    ))
+}
+
+/// Creates an empty conversation.
+#[utoipa::path(post, path = "/api/chat/conversations", tag = "chat", security(("bearer" = [])), request_body = TitleInput,
+    responses((status = 201, body = Conversation)))]
+pub fn create_conversation(
+    ctx: &Ctx<'_>,
+    req: &ApiRequest,
+    _: &PathParams,
+) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let body: TitleInput = req.json()?;
+    check_title(&body.title)?;
+    Ok(ApiResponse::json(
+        201,
+        &chat::create(ctx.db, caller.id(), body.title.trim(), &now())?,
+    ))
+}
+
+/// Renames a conversation.
+#[utoipa::path(put, path = "/api/chat/conversations/{conversation_id}", tag = "chat", security(("bearer" = [])), request_body = TitleInput,
+    params(("conversation_id" = String, Path)), responses((status = 200, body = Conversation), (status = 404, body = crate::error::Problem)))]
+pub fn rename_conversation(
+    ctx: &Ctx<'_>,
+    req: &ApiRequest,
+    params: &PathParams,
+) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let conv = own_conversation(ctx, &caller, params.get("conversation_id")?)?;
+    let body: TitleInput = req.json()?;
+    check_title(&body.title)?;
+    chat::rename(ctx.db, &conv.id, body.title.trim(), &now())?;
+    Ok(ApiResponse::json(
+        200,
+        &chat::get(ctx.db, caller.id(), &conv.id)?
+            .ok_or_else(|| ApiError::not_found("conversation"))?,
+    ))
+}
+
+/// Deletes a conversation with its messages.
+#[utoipa::path(delete, path = "/api/chat/conversations/{conversation_id}", tag = "chat", security(("bearer" = [])),
+    params(("conversation_id" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub fn delete_conversation(
+    ctx: &Ctx<'_>,
+    req: &ApiRequest,
+    params: &PathParams,
+) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let conv = own_conversation(ctx, &caller, params.get("conversation_id")?)?;
+    transaction(ctx.db, || {
+        chat::delete(ctx.db, &conv.id).map_err(ApiError::from)
+    })?;
+    Ok(ApiResponse::no_content())
+}
+
+/// A conversation's messages, oldest to newest, paginated.
+#[utoipa::path(get, path = "/api/chat/history/{conversation_id}", tag = "chat", security(("bearer" = [])),
+    params(("conversation_id" = String, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    responses((status = 200, body = Page<ChatMessage>), (status = 404, body = crate::error::Problem)))]
+pub fn history(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let conv = own_conversation(ctx, &caller, params.get("conversation_id")?)?;
+    let page = PageRequest::from_request(req)?;
+    Ok(ApiResponse::json(
+        200,
+        &chat::history(ctx.db, &conv.id, &page)?,
+    ))
+}
+
+/// Body of `POST /api/chat/clear`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClearRequest {
+    /// Only this conversation's messages; absent: all of the caller's messages.
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+}
+
+/// Deletes the caller's messages (all, or one conversation's); conversations stay.
+#[utoipa::path(post, path = "/api/chat/clear", tag = "chat", security(("bearer" = [])), request_body = ClearRequest,
+    responses((status = 200, description = "{\"deleted\": n}"), (status = 404, body = crate::error::Problem)))]
+pub fn clear(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let body: ClearRequest = if req.body.is_empty() {
+        ClearRequest::default()
+    } else {
+        req.json()?
+    };
+    let deleted = match body.conversation_id {
+        Some(id) => {
+            let conv = own_conversation(ctx, &caller, &id)?;
+            ctx.db.query(
+                "DELETE FROM chat_messages WHERE conversation_id = ?1 RETURNING id",
+                &[conv.id.into()],
+            )?
+        }
+        None => ctx.db.query(
+            "DELETE FROM chat_messages WHERE user_id = ?1 RETURNING id",
+            &[caller.id().into()],
+        )?,
+    };
+    Ok(ApiResponse::json(
+        200,
+        &serde_json::json!({ "deleted": deleted.rows.len() }),
+    ))
+}
+
+/// Body of `POST /api/chat`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChatRequest {
+    /// Continue this conversation; absent: start one titled from the message.
+    #[serde(default)]
+    pub conversation_id: Option<String>,
+    pub message: String,
+    /// A model id or provider model name; otherwise routing chooses.
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Answer as `text/event-stream`.
+    #[serde(default)]
+    pub stream: bool,
+    /// Inject context memory into the prompt (default true).
+    #[serde(default = "yes")]
+    pub use_memory: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Answer of `POST /api/chat` (and data of the final `done` event when streaming).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChatResponse {
+    pub conversation_id: String,
+    pub user_message_id: String,
+    pub reply_message_id: String,
+    pub content: String,
+    pub model_name: String,
+    pub usage: crate::llm::client::Usage,
+    pub cost: f64,
+    pub latency_ms: f64,
+}
+
+/// Share of the context window that memories may take.
+const MEMORY_SHARE: i64 = 4;
+
+/// Builds the prompt: system prompt and memories, then as much recent history as fits
+/// the model's context window (newest kept), ending with the new message.
+fn build_prompt(
+    ctx: &Ctx<'_>,
+    caller: &AuthUser,
+    conv_id: &str,
+    model_window: i64,
+    reply_tokens: i64,
+    use_memory: bool,
+) -> ApiResult<Vec<Message>> {
+    let prefs = preferences::get(ctx.db, caller.id())?;
+    let mut system = prefs.system_prompt.unwrap_or_default();
+    let budget = (model_window - reply_tokens).max(256);
+    if use_memory {
+        let memory_budget = budget / MEMORY_SHARE;
+        let mut used = 0;
+        let mut lines = Vec::new();
+        let mut keys = Vec::new();
+        for m in memory::all(ctx.db, caller.id())? {
+            let line = format!("- {}: {}", m.key, m.value);
+            let cost = tokens::estimate(&line);
+            if used + cost > memory_budget {
+                break;
+            }
+            used += cost;
+            lines.push(line);
+            keys.push(m.key);
+        }
+        if !lines.is_empty() {
+            if !system.is_empty() {
+                system.push_str("\n\n");
+            }
+            system.push_str("Things to remember about the user:\n");
+            system.push_str(&lines.join("\n"));
+            memory::touch(ctx.db, caller.id(), &keys, &now())?;
+        }
+    }
+    let mut left = budget - tokens::estimate(&system);
+    let mut turns = Vec::new();
+    for m in chat::recent(ctx.db, conv_id, 500)? {
+        let cost = tokens::estimate(&m.message_content) + 4;
+        if cost > left && !turns.is_empty() {
+            break;
+        }
+        left -= cost;
+        let role = if m.sender == Sender::User {
+            Role::User
+        } else {
+            Role::Assistant
+        };
+        turns.push(Message {
+            role,
+            content: m.message_content,
+        });
+    }
+    turns.reverse();
+    let mut messages = Vec::with_capacity(turns.len() + 1);
+    if !system.is_empty() {
+        messages.push(Message {
+            role: Role::System,
+            content: system,
+        });
+    }
+    messages.extend(turns);
+    Ok(messages)
+}
+
+/// Sends a message: stores it, calls the chosen model with context, stores the reply.
+/// With `stream: true` the answer is `text/event-stream`: `start` (ids), `delta`
+/// events (`{"text":…}`), then `done` (a [`ChatResponse`]) or `error`. A client that
+/// disconnects does not lose the reply: it is stored when the model finishes (or
+/// marked `partial` when the provider fails midway).
+#[utoipa::path(post, path = "/api/chat", tag = "chat", security(("bearer" = [])), request_body = ChatRequest,
+    responses((status = 200, body = ChatResponse), (status = 404, body = crate::error::Problem),
+              (status = 502, body = crate::error::Problem), (status = 504, body = crate::error::Problem)))]
+pub fn send(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let body: ChatRequest = req.json()?;
+    Validator::new()
+        .check(
+            !body.message.trim().is_empty(),
+            "message",
+            "must not be empty",
+        )
+        .check(
+            body.message.chars().count() <= 100_000,
+            "message",
+            "must be at most 100000 characters",
+        )
+        .finish()?;
+    super::llm_calls::check_budget(ctx.db, caller.id())?;
+    let decision = super::llm::decide_for(
+        ctx,
+        &caller,
+        &body.message,
+        body.model.as_deref(),
+        &body.tags,
+    )?;
+    let t = now();
+    let (conv, user_msg) = transaction(ctx.db, || {
+        let conv = match &body.conversation_id {
+            Some(id) => own_conversation(ctx, &caller, id)?,
+            None => chat::create(ctx.db, caller.id(), &chat::title_from(&body.message), &t)?,
+        };
+        let msg = chat::append(
+            ctx.db,
+            caller.id(),
+            &conv.id,
+            Sender::User,
+            &body.message,
+            &NewMessage::default(),
+            &t,
+        )?;
+        Ok::<_, ApiError>((conv, msg))
+    })?;
+    let reply_tokens = decision.model.max_tokens;
+    let messages = build_prompt(
+        ctx,
+        &caller,
+        &conv.id,
+        decision.model.context_window,
+        reply_tokens,
+        body.use_memory,
+    )?;
+
+    let mut out = if body.stream {
+        let Some(mut out) = ctx.start_stream(200, "text/event-stream") else {
+            return Err(ApiError::bad_request(
+                "streaming_unavailable",
+                "This host cannot stream responses.",
+            ));
+        };
+        let start = serde_json::json!({"conversation_id": conv.id, "user_message_id": user_msg.id});
+        out.write(super::llm_calls::sse("start", &start).as_bytes());
+        Some(out)
+    } else {
+        None
+    };
+    let mut partial = String::new();
+    let mut client_gone = false;
+    let result = super::llm_calls::call_models(
+        ctx,
+        &caller,
+        &decision,
+        &messages,
+        (None, None, None),
+        body.stream,
+        &mut |text| {
+            partial.push_str(text);
+            if let Some(o) = out.as_mut()
+                && !client_gone
+            {
+                client_gone = !o.write(
+                    super::llm_calls::sse("delta", &serde_json::json!({ "text": text })).as_bytes(),
+                );
+            }
+        },
+    );
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            if !partial.is_empty() {
+                let extra = NewMessage {
+                    partial: true,
+                    ..Default::default()
+                };
+                chat::append(
+                    ctx.db,
+                    caller.id(),
+                    &conv.id,
+                    Sender::Llm,
+                    &partial,
+                    &extra,
+                    &now(),
+                )?;
+            }
+            return match out.as_mut() {
+                Some(o) => {
+                    o.write(
+                        super::llm_calls::sse(
+                            "error",
+                            &serde_json::json!({"code": e.code, "message": e.detail}),
+                        )
+                        .as_bytes(),
+                    );
+                    Ok(ApiResponse::streamed())
+                }
+                None => Err(e),
+            };
+        }
+    };
+    let extra = NewMessage {
+        model_id: Some(&outcome.model.id),
+        model_name: Some(&outcome.model.model_name),
+        prompt_tokens: Some(outcome.completion.usage.prompt_tokens),
+        completion_tokens: Some(outcome.completion.usage.completion_tokens),
+        cost: Some(outcome.cost),
+        latency_ms: Some(outcome.latency_ms),
+        partial: false,
+    };
+    let reply = chat::append(
+        ctx.db,
+        caller.id(),
+        &conv.id,
+        Sender::Llm,
+        &outcome.completion.content,
+        &extra,
+        &now(),
+    )?;
+    let response = ChatResponse {
+        conversation_id: conv.id,
+        user_message_id: user_msg.id,
+        reply_message_id: reply.id,
+        content: outcome.completion.content,
+        model_name: outcome.model.model_name,
+        usage: outcome.completion.usage,
+        cost: outcome.cost,
+        latency_ms: outcome.latency_ms,
+    };
+    match out.as_mut() {
+        Some(o) => {
+            if !client_gone {
+                o.write(
+                    super::llm_calls::sse(
+                        "done",
+                        &serde_json::to_value(&response).expect("serializes"),
+                    )
+                    .as_bytes(),
+                );
+            }
+            Ok(ApiResponse::streamed())
+        }
+        None => Ok(ApiResponse::json(200, &response)),
+    }
+}
+
+/// Search results.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchResults {
+    pub query: String,
+    pub hits: Vec<SearchHit>,
+}
+
+/// Full-text search over the caller's messages and titles, ranked, with snippets.
+#[utoipa::path(get, path = "/api/chat/search", tag = "chat", security(("bearer" = [])),
+    params(("q" = String, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = SearchResults)))]
+pub fn search(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let q = req.query_param("q").unwrap_or_default();
+    if q.trim().is_empty() || q.len() > 500 {
+        return Err(ApiError::bad_request(
+            "invalid_query",
+            "q must be 1 to 500 characters",
+        ));
+    }
+    let limit = PageRequest::from_request(req)?.limit;
+    let hits = chat::search(ctx.db, caller.id(), &q, limit)?;
+    Ok(ApiResponse::json(200, &SearchResults { query: q, hits }))
+}
+
+/// A conversation in the portable JSON form (export and import).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ConversationExport {
+    /// Always `arcana.conversation.v1`.
+    pub format: String,
+    pub title: String,
+    pub created_at: String,
+    pub messages: Vec<ExportMessage>,
+}
+
+/// One message of an export.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ExportMessage {
+    pub sender: Sender,
+    pub message_content: String,
+    pub timestamp: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_name: Option<String>,
+}
+
+const EXPORT_FORMAT: &str = "arcana.conversation.v1";
+
+/// A conversation as JSON (`?format=json`, the default) or Markdown (`?format=markdown`).
+#[utoipa::path(get, path = "/api/chat/conversations/{conversation_id}/export", tag = "chat", security(("bearer" = [])),
+    params(("conversation_id" = String, Path), ("format" = Option<String>, Query)),
+    responses((status = 200, body = ConversationExport), (status = 404, body = crate::error::Problem)))]
+pub fn export(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let conv = own_conversation(ctx, &caller, params.get("conversation_id")?)?;
+    let messages = chat::all_messages(ctx.db, &conv.id)?;
+    match req.query_param("format").as_deref().unwrap_or("json") {
+        "json" => Ok(ApiResponse::json(
+            200,
+            &ConversationExport {
+                format: EXPORT_FORMAT.into(),
+                title: conv.title,
+                created_at: conv.created_at,
+                messages: messages
+                    .into_iter()
+                    .map(|m| ExportMessage {
+                        sender: m.sender,
+                        message_content: m.message_content,
+                        timestamp: m.timestamp,
+                        model_name: m.model_name,
+                    })
+                    .collect(),
+            },
+        )),
+        "markdown" => {
+            let mut md = format!("# {}\n\n", conv.title);
+            for m in messages {
+                let who = match m.sender {
+                    Sender::User => "**You**".to_string(),
+                    Sender::Llm => format!(
+                        "**Assistant** ({})",
+                        m.model_name.as_deref().unwrap_or("model")
+                    ),
+                };
+                md.push_str(&format!(
+                    "{who} · {}\n\n{}\n\n",
+                    m.timestamp, m.message_content
+                ));
+            }
+            Ok(ApiResponse {
+                status: 200,
+                headers: vec![("content-type".into(), "text/markdown; charset=utf-8".into())],
+                body: md.into_bytes(),
+            })
+        }
+        _ => Err(ApiError::bad_request(
+            "invalid_format",
+            "format is json or markdown",
+        )),
+    }
+}
+
+/// Imports a conversation exported as JSON, as a new conversation of the caller.
+#[utoipa::path(post, path = "/api/chat/import", tag = "chat", security(("bearer" = [])), request_body = ConversationExport,
+    responses((status = 201, body = Conversation), (status = 422, body = crate::error::Problem)))]
+pub fn import(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let body: ConversationExport = req.json()?;
+    let mut v = Validator::new();
+    v.check(
+        body.format == EXPORT_FORMAT,
+        "format",
+        "must be arcana.conversation.v1",
+    );
+    v.length(body.title.trim(), "title", 1, 200);
+    v.check(
+        body.messages.len() <= 10_000,
+        "messages",
+        "at most 10000 messages",
+    );
+    v.check(
+        body.messages
+            .iter()
+            .all(|m| crate::time::parse(&m.timestamp).is_some()),
+        "messages",
+        "timestamps must be RFC 3339",
+    );
+    v.finish()?;
+    let conv = transaction(ctx.db, || {
+        let conv = chat::create(ctx.db, caller.id(), body.title.trim(), &now())?;
+        for m in &body.messages {
+            let extra = NewMessage {
+                model_name: m.model_name.as_deref(),
+                ..Default::default()
+            };
+            let ts = crate::time::parse(&m.timestamp)
+                .map(crate::time::format)
+                .unwrap_or_else(now);
+            chat::append(
+                ctx.db,
+                caller.id(),
+                &conv.id,
+                m.sender,
+                &m.message_content,
+                &extra,
+                &ts,
+            )?;
+        }
+        Ok::<_, ApiError>(conv)
+    })?;
+    let conv = chat::get(ctx.db, caller.id(), &conv.id)?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    Ok(ApiResponse::json(201, &conv))
+}
+
+/// The caller's memories in key order, paginated.
+#[utoipa::path(get, path = "/api/arcana/context-memory", tag = "memory", security(("bearer" = [])),
+    params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)), responses((status = 200, body = Page<memory::Memory>)))]
+pub fn list_memories(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let page = PageRequest::from_request(req)?;
+    Ok(ApiResponse::json(
+        200,
+        &memory::list(ctx.db, caller.id(), &page)?,
+    ))
+}
+
+/// Creates or updates a memory by key (201 when new, 200 when replaced).
+#[utoipa::path(post, path = "/api/arcana/context-memory", tag = "memory", security(("bearer" = [])), request_body = MemoryInput,
+    responses((status = 201, body = memory::Memory), (status = 200, body = memory::Memory), (status = 422, body = crate::error::Problem)))]
+pub fn put_memory(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let body: MemoryInput = req.json()?;
+    Validator::new()
+        .check(
+            memory::valid_key(&body.key),
+            "key",
+            "1 to 128 characters: letters, digits, _ . : -",
+        )
+        .check(
+            body.value.to_string().len() <= memory::MAX_VALUE_BYTES,
+            "value",
+            "at most 16 KiB of JSON",
+        )
+        .finish()?;
+    let (m, created) = memory::upsert(ctx.db, caller.id(), &body, &now())?;
+    Ok(ApiResponse::json(if created { 201 } else { 200 }, &m))
+}
+
+/// One memory (marks it accessed).
+#[utoipa::path(get, path = "/api/arcana/context-memory/{key}", tag = "memory", security(("bearer" = [])),
+    params(("key" = String, Path)), responses((status = 200, body = memory::Memory), (status = 404, body = crate::error::Problem)))]
+pub fn get_memory(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let key = params.get("key")?;
+    if memory::get(ctx.db, caller.id(), key)?.is_none() {
+        return Err(ApiError::not_found("memory"));
+    }
+    memory::touch(ctx.db, caller.id(), &[key.to_string()], &now())?;
+    let m = memory::get(ctx.db, caller.id(), key)?.ok_or_else(|| ApiError::not_found("memory"))?;
+    Ok(ApiResponse::json(200, &m))
+}
+
+/// Deletes a memory.
+#[utoipa::path(delete, path = "/api/arcana/context-memory/{key}", tag = "memory", security(("bearer" = [])),
+    params(("key" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
+pub fn delete_memory(
+    ctx: &Ctx<'_>,
+    req: &ApiRequest,
+    params: &PathParams,
+) -> ApiResult<ApiResponse> {
+    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    if !memory::delete(ctx.db, caller.id(), params.get("key")?)? {
+        return Err(ApiError::not_found("memory"));
+    }
+    Ok(ApiResponse::no_content())
+}

@@ -1,0 +1,374 @@
+//! Conversations and their messages: the SQL behind the chat endpoints.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::db::{Db, DbError, Row};
+use crate::pagination::{Cursor, Page, PageRequest};
+
+/// A conversation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Conversation {
+    pub id: String,
+    pub user_id: String,
+    pub title: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Who wrote a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Sender {
+    User,
+    Llm,
+}
+
+impl Sender {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sender::User => "user",
+            Sender::Llm => "llm",
+        }
+    }
+}
+
+/// A stored message.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChatMessage {
+    pub id: String,
+    pub conversation_id: String,
+    pub seq: i64,
+    pub sender: Sender,
+    pub message_content: String,
+    pub timestamp: String,
+    pub model_name: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub cost: Option<f64>,
+    pub latency_ms: Option<f64>,
+    /// `complete`, or `partial` when the answer was cut off.
+    pub status: String,
+}
+
+fn conversation_from_row(r: Row<'_>) -> Result<Conversation, DbError> {
+    Ok(Conversation {
+        id: r.text(0)?,
+        user_id: r.text(1)?,
+        title: r.text(2)?,
+        created_at: r.text(3)?,
+        updated_at: r.text(4)?,
+    })
+}
+
+const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, sender, message_content, timestamp, model_name, prompt_tokens, completion_tokens, cost, latency_ms, status";
+
+fn opt_real(r: &Row<'_>, i: usize) -> Result<Option<f64>, DbError> {
+    match r.opt_int(i) {
+        Ok(None) => Ok(None),
+        _ => r.real(i).map(Some).or(Ok(None)),
+    }
+}
+
+fn message_from_row(r: Row<'_>) -> Result<ChatMessage, DbError> {
+    Ok(ChatMessage {
+        id: r.text(0)?,
+        conversation_id: r.text(1)?,
+        seq: r.int(2)?,
+        sender: if r.text(3)? == "llm" {
+            Sender::Llm
+        } else {
+            Sender::User
+        },
+        message_content: r.text(4)?,
+        timestamp: r.text(5)?,
+        model_name: r.opt_text(6)?,
+        prompt_tokens: r.opt_int(7)?,
+        completion_tokens: r.opt_int(8)?,
+        cost: opt_real(&r, 9)?,
+        latency_ms: opt_real(&r, 10)?,
+        status: r.text(11)?,
+    })
+}
+
+/// A title from a first message: its first line, at most 60 characters.
+pub fn title_from(message: &str) -> String {
+    let line = message
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("New conversation");
+    let mut title: String = line.chars().take(60).collect();
+    if line.chars().count() > 60 {
+        title.push('…');
+    }
+    title
+}
+
+/// Creates a conversation.
+pub fn create(db: &dyn Db, user_id: &str, title: &str, now: &str) -> Result<Conversation, DbError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    db.execute(
+        "INSERT INTO conversations (id, user_id, title, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+        &[id.clone().into(), user_id.into(), title.into(), now.into()],
+    )?;
+    Ok(Conversation {
+        id,
+        user_id: user_id.to_string(),
+        title: title.to_string(),
+        created_at: now.to_string(),
+        updated_at: now.to_string(),
+    })
+}
+
+/// The caller's conversation, or `None` (also for other users' ids).
+pub fn get(db: &dyn Db, user_id: &str, id: &str) -> Result<Option<Conversation>, DbError> {
+    let rows = db.query(
+        "SELECT id, user_id, title, created_at, updated_at FROM conversations WHERE id = ?1 AND user_id = ?2",
+        &[id.into(), user_id.into()],
+    )?;
+    rows.first().map(conversation_from_row).transpose()
+}
+
+/// The caller's conversations, newest updated first, optionally filtered by title.
+pub fn list(
+    db: &dyn Db,
+    user_id: &str,
+    title_filter: Option<&str>,
+    page: &PageRequest,
+) -> Result<Page<Conversation>, DbError> {
+    let (key, id) = page
+        .after
+        .as_ref()
+        .map(|c| (c.key.clone(), c.id.clone()))
+        .unwrap_or_default();
+    let pattern = title_filter.map(|f| {
+        let escaped = f
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
+    let rows = db.query(
+        "SELECT id, user_id, title, created_at, updated_at FROM conversations
+         WHERE user_id = ?1 AND (?2 IS NULL OR title LIKE ?2 ESCAPE '\\')
+           AND (?3 = '' OR (updated_at, id) < (?3, ?4))
+         ORDER BY updated_at DESC, id DESC LIMIT ?5",
+        &[
+            user_id.into(),
+            pattern.into(),
+            key.into(),
+            id.into(),
+            (page.limit + 1).into(),
+        ],
+    )?;
+    let items = rows
+        .iter()
+        .map(conversation_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(items, page.limit, |c| Cursor {
+        key: c.updated_at.clone(),
+        id: c.id.clone(),
+    }))
+}
+
+/// Renames a conversation.
+pub fn rename(db: &dyn Db, id: &str, title: &str, now: &str) -> Result<(), DbError> {
+    db.execute(
+        "UPDATE conversations SET title = ?2, updated_at = ?3 WHERE id = ?1",
+        &[id.into(), title.into(), now.into()],
+    )
+}
+
+/// Deletes a conversation and its messages.
+pub fn delete(db: &dyn Db, id: &str) -> Result<(), DbError> {
+    db.execute(
+        "DELETE FROM chat_messages WHERE conversation_id = ?1",
+        &[id.into()],
+    )?;
+    db.execute("DELETE FROM conversations WHERE id = ?1", &[id.into()])
+}
+
+/// Fields of a new message.
+#[derive(Debug, Default)]
+pub struct NewMessage<'a> {
+    pub model_id: Option<&'a str>,
+    pub model_name: Option<&'a str>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub cost: Option<f64>,
+    pub latency_ms: Option<f64>,
+    pub partial: bool,
+}
+
+/// Appends a message (next `seq` of its conversation) and touches the conversation.
+pub fn append(
+    db: &dyn Db,
+    user_id: &str,
+    conversation_id: &str,
+    sender: Sender,
+    content: &str,
+    extra: &NewMessage<'_>,
+    now: &str,
+) -> Result<ChatMessage, DbError> {
+    let id = uuid::Uuid::new_v4().to_string();
+    db.execute(
+        "INSERT INTO chat_messages (id, user_id, conversation_id, seq, sender, message_content, timestamp,
+             model_id, model_name, prompt_tokens, completion_tokens, cost, latency_ms, status)
+         VALUES (?1, ?2, ?3, (SELECT COALESCE(max(seq), 0) + 1 FROM chat_messages WHERE conversation_id = ?3),
+                 ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        &[
+            id.clone().into(),
+            user_id.into(),
+            conversation_id.into(),
+            sender.as_str().into(),
+            content.into(),
+            now.into(),
+            extra.model_id.into(),
+            extra.model_name.into(),
+            extra.prompt_tokens.into(),
+            extra.completion_tokens.into(),
+            extra.cost.into(),
+            extra.latency_ms.into(),
+            (if extra.partial { "partial" } else { "complete" }).into(),
+        ],
+    )?;
+    db.execute(
+        "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
+        &[conversation_id.into(), now.into()],
+    )?;
+    let rows = db.query(
+        &format!("SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE id = ?1"),
+        &[id.into()],
+    )?;
+    rows.first()
+        .map(message_from_row)
+        .transpose()?
+        .ok_or_else(|| DbError::Other("message vanished".into()))
+}
+
+/// Messages of a conversation, oldest first, one page at a time.
+pub fn history(
+    db: &dyn Db,
+    conversation_id: &str,
+    page: &PageRequest,
+) -> Result<Page<ChatMessage>, DbError> {
+    let after: i64 = page
+        .after
+        .as_ref()
+        .and_then(|c| c.key.parse().ok())
+        .unwrap_or(0);
+    let rows = db.query(
+        &format!("SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE conversation_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
+        &[conversation_id.into(), after.into(), (page.limit + 1).into()],
+    )?;
+    let items = rows
+        .iter()
+        .map(message_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(items, page.limit, |m| Cursor {
+        key: m.seq.to_string(),
+        id: m.id.clone(),
+    }))
+}
+
+/// The newest messages of a conversation (newest first), for building a prompt.
+pub fn recent(db: &dyn Db, conversation_id: &str, limit: i64) -> Result<Vec<ChatMessage>, DbError> {
+    let rows = db.query(
+        &format!("SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT ?2"),
+        &[conversation_id.into(), limit.into()],
+    )?;
+    rows.iter().map(message_from_row).collect()
+}
+
+/// Every message of a conversation, oldest first (export).
+pub fn all_messages(db: &dyn Db, conversation_id: &str) -> Result<Vec<ChatMessage>, DbError> {
+    let rows = db.query(
+        &format!(
+            "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE conversation_id = ?1 ORDER BY seq"
+        ),
+        &[conversation_id.into()],
+    )?;
+    rows.iter().map(message_from_row).collect()
+}
+
+/// One search hit.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SearchHit {
+    pub conversation_id: String,
+    pub conversation_title: String,
+    /// The matching message; absent when only the title matched.
+    pub message_id: Option<String>,
+    /// Text around the match, with `<mark>…</mark>` around matched terms.
+    pub snippet: String,
+    /// Lower is better (FTS5 bm25).
+    pub rank: f64,
+    pub timestamp: String,
+}
+
+/// Turns user input into a safe FTS5 query: every word quoted, all required.
+pub fn fts_query(q: &str) -> Option<String> {
+    let terms: Vec<String> = q
+        .split_whitespace()
+        .filter(|t| !t.is_empty())
+        .take(20)
+        .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+/// Full-text search over the caller's messages and conversation titles, best first.
+pub fn search(
+    db: &dyn Db,
+    user_id: &str,
+    query: &str,
+    limit: i64,
+) -> Result<Vec<SearchHit>, DbError> {
+    let Some(fts) = fts_query(query) else {
+        return Ok(Vec::new());
+    };
+    let rows = db.query(
+        "SELECT * FROM (
+            SELECT m.conversation_id, c.title, m.id,
+                   snippet(chat_messages_fts, 0, '<mark>', '</mark>', '…', 12), bm25(chat_messages_fts), m.timestamp
+            FROM chat_messages_fts JOIN chat_messages m ON m.rowid = chat_messages_fts.rowid
+            JOIN conversations c ON c.id = m.conversation_id
+            WHERE chat_messages_fts MATCH ?1 AND m.user_id = ?2
+            UNION ALL
+            SELECT c.id, c.title, NULL,
+                   snippet(conversations_fts, 0, '<mark>', '</mark>', '…', 12), bm25(conversations_fts), c.updated_at
+            FROM conversations_fts JOIN conversations c ON c.rowid = conversations_fts.rowid
+            WHERE conversations_fts MATCH ?1 AND c.user_id = ?2
+         ) ORDER BY 5, 6 DESC LIMIT ?3",
+        &[fts.into(), user_id.into(), limit.into()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(SearchHit {
+                conversation_id: r.text(0)?,
+                conversation_title: r.text(1)?,
+                message_id: r.opt_text(2)?,
+                snippet: r.text(3)?,
+                rank: r.real(4)?,
+                timestamp: r.text(5)?,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn titles_and_queries_are_safe() {
+        assert_eq!(title_from("\n  Hello world\nmore"), "Hello world");
+        assert_eq!(title_from(&"x".repeat(100)).chars().count(), 61);
+        assert_eq!(
+            fts_query("rust \"cargo\" OR"),
+            Some("\"rust\" \"\"\"cargo\"\"\" \"OR\"".into())
+        );
+        assert_eq!(fts_query("   "), None);
+    }
+}

@@ -1,0 +1,135 @@
+//! Context memory: per-user facts (key → JSON value) injected into chat prompts.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::db::{Db, DbError, Row};
+use crate::pagination::{Cursor, Page, PageRequest};
+
+/// One memory.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Memory {
+    pub id: String,
+    pub key: String,
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+    pub last_accessed: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Body of `POST /api/arcana/context-memory`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryInput {
+    /// 1 to 128 characters: letters, digits, `_ . : -`.
+    pub key: String,
+    /// Any JSON, at most 16 KiB serialized.
+    #[schema(value_type = Object)]
+    pub value: serde_json::Value,
+}
+
+/// Largest serialized value.
+pub const MAX_VALUE_BYTES: usize = 16 * 1024;
+
+/// Whether a key is well-formed.
+pub fn valid_key(key: &str) -> bool {
+    (1..=128).contains(&key.len())
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-'))
+}
+
+fn from_row(r: Row<'_>) -> Result<Memory, DbError> {
+    Ok(Memory {
+        id: r.text(0)?,
+        key: r.text(1)?,
+        value: serde_json::from_str(&r.text(2)?).map_err(|e| DbError::Decode(e.to_string()))?,
+        last_accessed: r.text(3)?,
+        created_at: r.text(4)?,
+        updated_at: r.text(5)?,
+    })
+}
+
+const COLUMNS: &str = "id, key, value, last_accessed, created_at, updated_at";
+
+/// Creates or replaces a memory; returns it and whether it was new.
+pub fn upsert(
+    db: &dyn Db,
+    user_id: &str,
+    input: &MemoryInput,
+    now: &str,
+) -> Result<(Memory, bool), DbError> {
+    let existed = get(db, user_id, &input.key)?.is_some();
+    db.execute(
+        "INSERT INTO context_memory (id, user_id, key, value, last_accessed, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)
+         ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        &[
+            uuid::Uuid::new_v4().to_string().into(),
+            user_id.into(),
+            input.key.clone().into(),
+            input.value.to_string().into(),
+            now.into(),
+        ],
+    )?;
+    let memory =
+        get(db, user_id, &input.key)?.ok_or_else(|| DbError::Other("memory vanished".into()))?;
+    Ok((memory, !existed))
+}
+
+/// One memory by key.
+pub fn get(db: &dyn Db, user_id: &str, key: &str) -> Result<Option<Memory>, DbError> {
+    let rows = db.query(
+        &format!("SELECT {COLUMNS} FROM context_memory WHERE user_id = ?1 AND key = ?2"),
+        &[user_id.into(), key.into()],
+    )?;
+    rows.first().map(from_row).transpose()
+}
+
+/// Marks memories as read now.
+pub fn touch(db: &dyn Db, user_id: &str, keys: &[String], now: &str) -> Result<(), DbError> {
+    for key in keys {
+        db.execute(
+            "UPDATE context_memory SET last_accessed = ?3 WHERE user_id = ?1 AND key = ?2",
+            &[user_id.into(), key.into(), now.into()],
+        )?;
+    }
+    Ok(())
+}
+
+/// Memories in key order, one page at a time.
+pub fn list(db: &dyn Db, user_id: &str, page: &PageRequest) -> Result<Page<Memory>, DbError> {
+    let after = page
+        .after
+        .as_ref()
+        .map(|c| c.key.clone())
+        .unwrap_or_default();
+    let rows = db.query(
+        &format!("SELECT {COLUMNS} FROM context_memory WHERE user_id = ?1 AND key > ?2 ORDER BY key LIMIT ?3"),
+        &[user_id.into(), after.into(), (page.limit + 1).into()],
+    )?;
+    let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(Page::from_rows(items, page.limit, |m| Cursor {
+        key: m.key.clone(),
+        id: m.id.clone(),
+    }))
+}
+
+/// All memories in key order (prompt building; bounded by the caller's budget).
+pub fn all(db: &dyn Db, user_id: &str) -> Result<Vec<Memory>, DbError> {
+    let rows = db.query(
+        &format!("SELECT {COLUMNS} FROM context_memory WHERE user_id = ?1 ORDER BY key LIMIT 1000"),
+        &[user_id.into()],
+    )?;
+    rows.iter().map(from_row).collect()
+}
+
+/// Deletes a memory; `false` when there was none.
+pub fn delete(db: &dyn Db, user_id: &str, key: &str) -> Result<bool, DbError> {
+    let rows = db.query(
+        "DELETE FROM context_memory WHERE user_id = ?1 AND key = ?2 RETURNING id",
+        &[user_id.into(), key.into()],
+    )?;
+    Ok(!rows.rows.is_empty())
+}
