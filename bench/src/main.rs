@@ -5,6 +5,7 @@
 //! in the same run, so the reported ratio cancels out most of the noise of a shared
 //! machine. All traffic goes to 127.0.0.1 and every run is bounded in time.
 
+mod chat;
 mod load;
 mod terminal;
 
@@ -23,6 +24,8 @@ enum Cli {
     Api(Args),
     /// terminal-host throughput, keystroke latency and idle memory vs a bare PTY.
     Terminal(terminal::Args),
+    /// Chat history, conversation list and search at 1k and 100k messages; chat overhead.
+    Chat(chat::Args),
 }
 
 /// Options of the API benchmark.
@@ -47,6 +50,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse() {
         Cli::Api(args) => api(args).await,
         Cli::Terminal(args) => terminal::run(args).await,
+        Cli::Chat(args) => chat::run(args).await,
     }
 }
 

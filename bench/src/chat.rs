@@ -1,0 +1,228 @@
+//! Chat benchmarks: the latency of `GET /api/chat/history/{id}`, `GET
+//! /api/chat/conversations` and `GET /api/chat/search` with 1k and then 100k stored
+//! messages (each against `GET /api/health` measured in the same run), and the
+//! overhead of `POST /api/chat` over calling the provider stand-in directly.
+
+use std::time::{Duration, Instant};
+
+use arcana_tests::stand_in::StandIn;
+use arcana_tests::{Runner, RunnerOptions, client};
+use serde_json::{Value, json};
+
+/// Options of the chat benchmark.
+#[derive(clap::Parser)]
+pub struct Args {
+    /// Requests per measurement.
+    #[arg(long, default_value_t = 200)]
+    requests: usize,
+    /// Messages in the large database.
+    #[arg(long, default_value_t = 100_000)]
+    messages: usize,
+    /// Write results as JSON here.
+    #[arg(long, default_value = "target/bench/chat.json")]
+    out: String,
+}
+
+async fn p50_p99(n: usize, mut f: impl AsyncFnMut() -> u16) -> anyhow::Result<(f64, f64)> {
+    let mut lat = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let status = f().await;
+        anyhow::ensure!(status < 400, "request failed with {status}");
+        lat.push(t.elapsed());
+    }
+    lat.sort_unstable();
+    let at = |p: f64| {
+        lat[((p / 100.0) * (lat.len() - 1) as f64).round() as usize].as_secs_f64() * 1000.0
+    };
+    Ok((at(50.0), at(99.0)))
+}
+
+/// Inserts `count` messages over conversations of 1,000 messages each, straight into
+/// the database file (the FTS triggers index them as the API would).
+async fn seed(
+    db_path: &std::path::Path,
+    user_id: &str,
+    count: usize,
+    start: usize,
+) -> anyhow::Result<()> {
+    let db = libsql::Builder::new_local(db_path).build().await?;
+    let conn = db.connect()?;
+    conn.busy_timeout(Duration::from_secs(10))?;
+    let words = [
+        "deploy",
+        "kubernetes",
+        "rust",
+        "memory",
+        "latency",
+        "budget",
+        "terminal",
+        "search",
+        "vector",
+        "cache",
+    ];
+    let mut i = start;
+    while i < start + count {
+        conn.execute("BEGIN IMMEDIATE", ()).await?;
+        let conv = format!("00000000-0000-4000-8000-{:012x}", i / 1000);
+        let ts = "2026-01-01T00:00:00.000Z";
+        conn.execute(
+            "INSERT OR IGNORE INTO conversations (id, user_id, title, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+            libsql::params![conv.clone(), user_id, format!("seeded {}", i / 1000), ts],
+        )
+        .await?;
+        let end = (i + 1000).min(start + count);
+        for n in i..end {
+            let text = format!(
+                "message {n} about {} and {} with some ordinary words",
+                words[n % 10],
+                words[(n / 10) % 10]
+            );
+            conn.execute(
+                "INSERT INTO chat_messages (id, user_id, conversation_id, seq, sender, message_content, timestamp, status)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'complete')",
+                libsql::params![format!("m-{n}"), user_id, conv.clone(), (n % 1000 + 1) as i64, if n % 2 == 0 { "user" } else { "llm" }, text, ts],
+            )
+            .await?;
+        }
+        conn.execute("COMMIT", ()).await?;
+        i = end;
+    }
+    Ok(())
+}
+
+/// Runs the measurements and prints them.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let stand_in = StandIn::start().await;
+    let runner = Runner::start_with(
+        RunnerOptions::default().env("SPIN_VARIABLE_LLM_ALLOWED_HOST_1", &stand_in.url()),
+    );
+    let http = client();
+    http.post(runner.at("/api/auth/register"))
+        .json(&json!({"username": "bench", "password": "bench password"}))
+        .send()
+        .await?;
+    let login: Value = http
+        .post(runner.at("/api/auth/login"))
+        .json(&json!({"username": "bench", "password": "bench password"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let me: Value = http
+        .get(runner.at("/api/auth/me"))
+        .bearer_auth(&token)
+        .send()
+        .await?
+        .json()
+        .await?;
+    let user_id = me["id"].as_str().unwrap_or_default().to_string();
+    let p: Value = http.post(runner.at("/api/arcana/llm/providers")).bearer_auth(&token)
+        .json(&json!({"name": "stand-in", "kind": "openai", "base_url": format!("{}/v1", stand_in.url()), "api_key": "sk-bench"}))
+        .send().await?.json().await?;
+    http.post(runner.at("/api/arcana/llm/models")).bearer_auth(&token)
+        .json(&json!({"provider_id": p["id"], "model_name": "bench-model", "max_tokens": 256, "context_window": 8192, "is_default": true}))
+        .send().await?.error_for_status()?;
+
+    let n = args.requests;
+    let target = "00000000-0000-4000-8000-000000000000";
+    let mut results = serde_json::Map::new();
+    let mut seeded = 0;
+    for total in [1_000usize, args.messages] {
+        seed(&runner.db_path(), &user_id, total - seeded, seeded).await?;
+        seeded = total;
+        let get = |path: String| {
+            let http = http.clone();
+            let token = token.clone();
+            let url = runner.at(&path);
+            async move || {
+                http.get(&url)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(599)
+            }
+        };
+        let health = p50_p99(n, get("/api/health".into())).await?;
+        let history = p50_p99(n, get(format!("/api/chat/history/{target}?limit=50"))).await?;
+        let conversations = p50_p99(n, get("/api/chat/conversations?limit=50".into())).await?;
+        let search = p50_p99(
+            n,
+            get("/api/chat/search?q=kubernetes%20latency&limit=20".into()),
+        )
+        .await?;
+        println!(
+            "{total:>7} messages | health p50 {:.2} ms | history p50 {:.2} ms ({:.2}x) p99 {:.2} | conversations p50 {:.2} ms ({:.2}x) | search p50 {:.2} ms ({:.2}x) p99 {:.2}",
+            health.0,
+            history.0,
+            history.0 / health.0,
+            history.1,
+            conversations.0,
+            conversations.0 / health.0,
+            search.0,
+            search.0 / health.0,
+            search.1
+        );
+        results.insert(
+            total.to_string(),
+            json!({"health_p50_ms": health.0, "history_p50_ms": history.0, "history_p99_ms": history.1,
+                   "conversations_p50_ms": conversations.0, "conversations_p99_ms": conversations.1,
+                   "search_p50_ms": search.0, "search_p99_ms": search.1,
+                   "history_ratio": history.0 / health.0, "conversations_ratio": conversations.0 / health.0, "search_ratio": search.0 / health.0}),
+        );
+    }
+
+    // POST /api/chat against the provider stand-in called directly with the same prompt.
+    let chat_n = (n / 2).max(10);
+    let direct = {
+        let http = http.clone();
+        let url = format!("{}/v1/chat/completions", stand_in.url());
+        p50_p99(chat_n, async || {
+            http.post(&url).json(&json!({"model": "bench-model", "messages": [{"role": "user", "content": "hello"}], "max_tokens": 256}))
+                .send().await.map(|r| r.status().as_u16()).unwrap_or(599)
+        }).await?
+    };
+    let conv: Value = http
+        .post(runner.at("/api/chat/conversations"))
+        .bearer_auth(&token)
+        .json(&json!({"title": "bench"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let conv_id = conv["id"].as_str().unwrap_or_default().to_string();
+    let via = {
+        let http = http.clone();
+        let url = runner.at("/api/chat");
+        p50_p99(chat_n, async || {
+            http.post(&url)
+                .bearer_auth(&token)
+                .json(&json!({"conversation_id": conv_id, "message": "hello", "use_memory": false}))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(599)
+        })
+        .await?
+    };
+    println!(
+        "POST /api/chat p50 {:.2} ms p99 {:.2} ms | stand-in direct p50 {:.2} ms | overhead p50 {:.2} ms ({:.1}x)",
+        via.0,
+        via.1,
+        direct.0,
+        via.0 - direct.0,
+        via.0 / direct.0
+    );
+    results.insert("chat".into(), json!({"post_chat_p50_ms": via.0, "post_chat_p99_ms": via.1, "direct_p50_ms": direct.0, "overhead_p50_ms": via.0 - direct.0}));
+    if let Some(dir) = std::path::Path::new(&args.out).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&args.out, serde_json::to_string_pretty(&results)?)?;
+    println!("results written to {}", args.out);
+    Ok(())
+}
