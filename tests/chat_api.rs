@@ -612,3 +612,65 @@ async fn memories_are_validated_upserted_and_deleted() {
         404
     );
 }
+
+#[tokio::test]
+async fn concurrent_messages_keep_a_total_order_without_duplicates() {
+    let env = setup().await;
+    let (_, c) = env
+        .call(
+            "POST",
+            "/api/chat/conversations",
+            Some(json!({"title": "busy"})),
+        )
+        .await;
+    let conv = c["id"].as_str().unwrap().to_string();
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let url = env.runner.at("/api/chat");
+        let token = env.admin.clone();
+        let conv = conv.clone();
+        tasks.push(tokio::spawn(async move {
+            client()
+                .post(url)
+                .bearer_auth(token)
+                .json(&json!({"conversation_id": conv, "message": format!("m{i}")}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    // Read back in pages of 3 while more messages arrive: oldest first, no repeats, no gaps.
+    let mut seen: Vec<i64> = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/api/chat/history/{conv}?limit=3&cursor={c}"),
+            None => format!("/api/chat/history/{conv}?limit=3"),
+        };
+        let (_, page) = env.call("GET", &path, None).await;
+        seen.extend(
+            page["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["seq"].as_i64().unwrap()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (1..=16).collect::<Vec<i64>>());
+    let history = env.history(&conv).await;
+    let users: Vec<&str> = history
+        .iter()
+        .filter(|m| m["sender"] == "user")
+        .map(|m| m["message_content"].as_str().unwrap())
+        .collect();
+    assert_eq!(users.len(), 8);
+}
