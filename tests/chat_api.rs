@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use arcana_tests::stand_in::StandIn;
-use arcana_tests::{Runner, RunnerOptions, client};
+use arcana_tests::{Runner, RunnerOptions, call, client, login};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -14,37 +14,6 @@ struct Env {
     runner: Runner,
     stand_in: StandIn,
     admin: String,
-}
-
-async fn call(
-    runner: &Runner,
-    method: &str,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (StatusCode, Value) {
-    let mut req = client()
-        .request(method.parse().unwrap(), runner.at(path))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let resp = req.send().await.unwrap();
-    let status = resp.status();
-    (status, resp.json().await.unwrap_or(Value::Null))
-}
-
-async fn login(runner: &Runner, name: &str, password: &str) -> String {
-    let v: Value = client()
-        .post(runner.at("/api/auth/login"))
-        .json(&json!({"username": name, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["access_token"].as_str().unwrap().to_string()
 }
 
 async fn setup() -> Env {

@@ -1,7 +1,7 @@
 //! The llm component over real HTTP: providers with sealed keys, models, allowlists,
 //! preferences, routing rules and the explain endpoint, key rotation.
 
-use arcana_tests::{Runner, RunnerOptions, TEST_JWT_SECRET, TEST_MASTER_KEY, client};
+use arcana_tests::{Runner, RunnerOptions, TEST_JWT_SECRET, TEST_MASTER_KEY, client, login};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -33,19 +33,6 @@ async fn call(
         serde_json::from_str(&text).unwrap_or(Value::Null),
         text,
     )
-}
-
-async fn login(runner: &Runner, name: &str, password: &str) -> String {
-    let body: Value = client()
-        .post(runner.at("/api/auth/login"))
-        .json(&json!({"username": name, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap().to_string()
 }
 
 impl Api {

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use arcana_tests::{Runner, RunnerOptions, TerminalHost, client};
+use arcana_tests::{Runner, RunnerOptions, TerminalHost, client, login};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -17,19 +17,6 @@ struct Env {
     runner: Runner,
     th: TerminalHost,
     admin: String,
-}
-
-async fn login(runner: &Runner, username: &str, password: &str) -> String {
-    let body: Value = client()
-        .post(runner.at("/api/auth/login"))
-        .json(&json!({"username": username, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().expect("token").to_string()
 }
 
 async fn setup(args: &[&str]) -> Env {

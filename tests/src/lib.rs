@@ -393,3 +393,52 @@ fn rand_u64() -> u64 {
     h.write_u64(1);
     h.finish()
 }
+
+/// Logs in and returns the access token; panics when the login fails.
+pub async fn login(runner: &Runner, username: &str, password: &str) -> String {
+    let body: serde_json::Value = client()
+        .post(runner.at("/api/auth/login"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"]
+        .as_str()
+        .expect("login returned a token")
+        .to_string()
+}
+
+/// Registers the first user (who becomes admin) and returns their token.
+pub async fn register_admin(runner: &Runner, username: &str, password: &str) -> String {
+    let resp = client()
+        .post(runner.at("/api/auth/register"))
+        .json(&serde_json::json!({"username": username, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201, "registering the first user");
+    login(runner, username, password).await
+}
+
+/// Sends an authenticated request with an optional JSON body; returns status and JSON
+/// (`null` when the body is not JSON).
+pub async fn call(
+    runner: &Runner,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let mut req = client()
+        .request(method.parse().unwrap(), runner.at(path))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
