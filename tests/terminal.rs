@@ -678,6 +678,18 @@ async fn arcana_up_starts_terminal_host_beside_the_components() {
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
+    // Killed without a chance to clean up (SIGKILL), the runner must not leave
+    // terminal-host behind.
+    let port = url.rsplit(':').next().unwrap().to_string();
+    drop(runner);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(format!("127.0.0.1:{port}")).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "terminal-host outlived the runner"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 async fn wait_closed(env: &Env, id: &str) -> Value {

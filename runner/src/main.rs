@@ -245,6 +245,9 @@ async fn start_terminal_host(
         args.terminal_listen.to_string(),
         "--app-dir".to_string(),
         manifest.dir.display().to_string(),
+        // terminal-host exits if the runner dies without stopping it (SIGKILL).
+        "--parent-pid".to_string(),
+        std::process::id().to_string(),
     ];
     if let Some(rc) = &args.migrate.runtime_config_file {
         cli.push("--runtime-config-file".into());

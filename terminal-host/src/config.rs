@@ -73,6 +73,11 @@ pub struct Config {
     #[arg(long, default_value_t = 10 << 20)]
     pub recording_max_bytes: usize,
 
+    /// Exit when this process is no longer our parent (set by `arcana up`, so the sidecar
+    /// never outlives a runner that was killed without a chance to stop it).
+    #[arg(long, env = "ARCANA_PARENT_PID")]
+    pub parent_pid: Option<u32>,
+
     /// `text` or `json` logs.
     #[arg(long, env = "ARCANA_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

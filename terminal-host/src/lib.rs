@@ -185,9 +185,13 @@ pub async fn serve(
     println!("Serving http://{addr}");
     tracing::info!(%addr, database = %db.describe(), "terminal-host listening");
     let registry = state.registry.clone();
+    let parent = state.config.parent_pid;
     axum::serve(listener, app(state))
         .with_graceful_shutdown(async move {
-            shutdown.await;
+            tokio::select! {
+                () = shutdown => {}
+                () = parent_gone(parent) => tracing::warn!("the parent process is gone"),
+            }
             tracing::info!("shutting down: closing every terminal session");
             registry.close_all("host_shutdown").await;
         })
@@ -196,6 +200,21 @@ pub async fn serve(
         let _ = std::fs::remove_dir_all(rc);
     }
     Ok(())
+}
+
+/// Resolves when `parent` (if any) is no longer this process's parent: an orphaned
+/// process is re-parented, so a changed parent id means the parent died.
+async fn parent_gone(parent: Option<u32>) {
+    let Some(parent) = parent else {
+        return std::future::pending().await;
+    };
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+    loop {
+        tick.tick().await;
+        if nix::unistd::getppid().as_raw() as u32 != parent {
+            return;
+        }
+    }
 }
 
 /// Writes the bash integration rc file into a private temporary folder.
