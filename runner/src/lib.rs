@@ -13,6 +13,7 @@
 //! - [`host`]: per-request store state and the Spin host interfaces.
 //! - [`app`]: loading and checking an application.
 //! - [`server`]: the HTTP front door.
+//! - [`metrics`]: request metrics and the `/metrics` merge.
 //! - [`build_cmd`]: `arcana build`.
 //! - [`dotenv`]: `.env` values and generated development secrets.
 //! - [`sidecar`]: starting terminal-host beside the components.
@@ -22,6 +23,7 @@ pub mod build_cmd;
 pub mod dotenv;
 pub mod host;
 pub mod manifest;
+pub mod metrics;
 pub mod outbound;
 pub mod routes;
 pub mod server;

@@ -85,9 +85,13 @@ struct UpArgs {
     cache_dir: Option<PathBuf>,
 }
 
+/// The log format chosen at start, which sidecars use too.
+static LOG_FORMAT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log_format);
+    let _ = LOG_FORMAT.set(cli.log_format.clone());
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -185,7 +189,17 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         );
     }
     let dotenv = arcana_runner::dotenv::load(&manifest.dir);
-    let env = |k: &str| std::env::var(k).ok().or_else(|| dotenv.get(k).cloned());
+    // The start time for the status report's uptime, unless the environment sets one.
+    let started_at = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs().to_string())
+        .unwrap_or_default();
+    let env = |k: &str| {
+        std::env::var(k)
+            .ok()
+            .or_else(|| dotenv.get(k).cloned())
+            .or_else(|| (k == "SPIN_VARIABLE_STARTED_AT").then(|| started_at.clone()))
+    };
     let app = App::load(LoadOptions {
         manifest: &manifest,
         runtime_config: &runtime_config,
@@ -201,13 +215,21 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     print_banner(&app, addr, manifest_path);
 
-    let _terminal_host = if args.no_terminal_host {
+    let terminal_host = if args.no_terminal_host {
         None
     } else {
         start_terminal_host(&manifest, &args, &app).await?
     };
+    let terminal_scrape = match (&terminal_host, app.variables.get("metrics_token")) {
+        (Some((_, url)), Some(token)) => Some(arcana_runner::metrics::TerminalHostScrape {
+            url: format!("{url}/metrics"),
+            token: token.to_string(),
+        }),
+        _ => None,
+    };
 
-    server::run(listener, app, shutdown_signal()).await?;
+    server::run(listener, app, terminal_scrape, shutdown_signal()).await?;
+    drop(terminal_host);
     eprintln!("Stopped.");
     Ok(())
 }
@@ -233,7 +255,7 @@ async fn start_terminal_host(
     manifest: &Manifest,
     args: &UpArgs,
     app: &App,
-) -> anyhow::Result<Option<tokio::process::Child>> {
+) -> anyhow::Result<Option<(tokio::process::Child, String)>> {
     let Some(path) = arcana_runner::sidecar::terminal_host_path() else {
         eprintln!(
             "terminal-host is not built (cargo build -p terminal-host); serving the components only"
@@ -257,6 +279,12 @@ async fn start_terminal_host(
     if let Some(secret) = app.variables.get("jwt_secret") {
         env.push(("SPIN_VARIABLE_JWT_SECRET".to_string(), secret.to_string()));
     }
+    if let Some(format) = LOG_FORMAT.get() {
+        env.push(("ARCANA_LOG_FORMAT".to_string(), format.clone()));
+    }
+    if let Some(token) = app.variables.get("metrics_token") {
+        env.push(("SPIN_VARIABLE_METRICS_TOKEN".to_string(), token.to_string()));
+    }
     if let Some(origins) = app.variables.get("cors_allowed_origins") {
         env.push((
             "ARCANA_TERMINAL_ALLOWED_ORIGINS".to_string(),
@@ -271,7 +299,7 @@ async fn start_terminal_host(
         "  shells: {}/ws/shell/{{session_id}}",
         url.replacen("http://", "ws://", 1)
     );
-    Ok(Some(child))
+    Ok(Some((child, url)))
 }
 
 async fn shutdown_signal() {

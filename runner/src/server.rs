@@ -27,6 +27,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
 use crate::app::{App, EPOCH_TICK};
 use crate::host::{HostState, OutboundHooks};
+use crate::metrics::{RequestMetrics, TerminalHostScrape};
 use crate::routes::RouteMatch;
 
 type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
@@ -35,12 +36,19 @@ type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
 struct Server {
     app: App,
     permits: Semaphore,
+    metrics: RequestMetrics,
+    terminal_scrape: Option<TerminalHostScrape>,
 }
 
+/// The application route whose 200 answers get the runner's metrics appended.
+pub const METRICS_ROUTE: &str = "/metrics";
+
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
+/// `terminal_scrape` is where `/metrics` finds terminal-host's figures, when it runs.
 pub async fn run(
     listener: TcpListener,
     app: App,
+    terminal_scrape: Option<TerminalHostScrape>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let engine = app.engine.clone();
@@ -53,7 +61,12 @@ pub async fn run(
         }
     });
     let permits = Semaphore::new(app.limits.max_concurrent_requests);
-    let server = Arc::new(Server { app, permits });
+    let server = Arc::new(Server {
+        app,
+        permits,
+        metrics: RequestMetrics::new(),
+        terminal_scrape,
+    });
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     tokio::pin!(shutdown);
@@ -98,9 +111,12 @@ pub async fn run(
 impl Server {
     async fn handle(&self, mut req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
         let started = Instant::now();
+        let _in_flight = self.metrics.start();
         let request_id = request_id(&req);
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let mut route = "unmatched".to_string();
+        let mut component = String::new();
 
         let response = match self.app.router.route(&path) {
             None => problem(
@@ -111,7 +127,12 @@ impl Server {
             ),
             Some((matched, index)) => {
                 set_spin_headers(&mut req, &matched, client, &request_id);
+                route.clone_from(&matched.raw_route);
+                component.clone_from(&self.app.components[index].caps.id);
                 match self.run_component(index, req).await {
+                    Ok(resp) if route == METRICS_ROUTE && resp.status() == StatusCode::OK => {
+                        self.with_runner_metrics(resp, &request_id).await
+                    }
                     Ok(resp) => resp,
                     Err(failure) => {
                         tracing::error!(
@@ -129,16 +150,54 @@ impl Server {
         if let Ok(v) = HeaderValue::from_str(&request_id) {
             response.headers_mut().insert(X_REQUEST_ID, v);
         }
+        let elapsed = started.elapsed();
+        let status = response.status().as_u16();
+        self.metrics.observe(&route, &method, status, elapsed);
         tracing::info!(
             target: "arcana::access",
             request_id = %request_id,
             method = %method,
             path = %path,
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            route = %route,
+            component = %component,
+            status,
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
             "request"
         );
         response
+    }
+
+    /// Appends the runner's and terminal-host's figures to the component's `/metrics`.
+    async fn with_runner_metrics(&self, resp: Response<Body>, request_id: &str) -> Response<Body> {
+        let (parts, body) = resp.into_parts();
+        match crate::metrics::merged_body(
+            body,
+            &self.metrics,
+            self.terminal_scrape.as_ref(),
+            request_id,
+        )
+        .await
+        {
+            Ok(bytes) => {
+                let mut resp = Response::from_parts(
+                    parts,
+                    Full::new(bytes)
+                        .map_err(|never| match never {})
+                        .boxed_unsync(),
+                );
+                resp.headers_mut().remove(hyper::header::CONTENT_LENGTH);
+                resp
+            }
+            Err(e) => {
+                tracing::error!(request_id, error = format!("{e:#}"), "cannot merge metrics");
+                problem(
+                    StatusCode::BAD_GATEWAY,
+                    "metrics_unavailable",
+                    "The metrics could not be assembled.",
+                    request_id,
+                )
+            }
+        }
     }
 
     async fn run_component(

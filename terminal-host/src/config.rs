@@ -25,6 +25,11 @@ pub struct Config {
     #[arg(long, env = "SPIN_VARIABLE_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: String,
 
+    /// Bearer token accepted at `/metrics` (the application's `metrics_token`); admins
+    /// may scrape with their access token instead.
+    #[arg(long, env = "SPIN_VARIABLE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Browser origins allowed to open shells (exact match, comma-separated). Requests
     /// without an Origin header (scripts, CLIs) are allowed; any other Origin is refused.
     #[arg(

@@ -28,7 +28,9 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body = serde_json::to_string(&self.0.to_problem(None)).unwrap_or_default();
+        let request_id = crate::access::request_id();
+        let body =
+            serde_json::to_string(&self.0.to_problem(request_id.as_deref())).unwrap_or_default();
         let mut resp = (status, body).into_response();
         let headers = resp.headers_mut();
         headers.insert(
@@ -48,6 +50,7 @@ impl IntoResponse for HttpError {
 pub async fn authorize(state: &AppState, token: &str) -> Result<AuthUser, HttpError> {
     let db = state.store.blocking_db().await?;
     let user = authenticate_token(&db, &state.settings, token)?;
+    crate::access::set_user(user.id());
     require(&user, Permission::Terminal)?;
     Ok(user)
 }
@@ -68,6 +71,32 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, H
         )
     })?;
     authorize(state, &token).await
+}
+
+/// Checks a Prometheus scraper: the metrics token, or an admin's access token.
+pub async fn authorize_scrape(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
+    use subtle::ConstantTimeEq;
+    let token = header_token(headers).ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_token",
+            "Send the metrics token or an admin's access token: Authorization: Bearer <token>.",
+        )
+    })?;
+    if let Some(expected) = &state.settings.metrics_token
+        && bool::from(token.as_bytes().ct_eq(expected.as_bytes()))
+    {
+        return Ok(());
+    }
+    let db = state.store.blocking_db().await?;
+    let user = authenticate_token(&db, &state.settings, &token)?;
+    crate::access::set_user(user.id());
+    if user.user.role != arcana_core::auth::permissions::Role::Admin {
+        return Err(HttpError(ApiError::forbidden(
+            "admin_required",
+            "Only an admin (or the metrics token) may read metrics.",
+        )));
+    }
+    Ok(())
 }
 
 /// Browsers always send `Origin` on WebSocket handshakes; it must be on the list.

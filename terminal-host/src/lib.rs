@@ -5,6 +5,7 @@
 //!
 //! # Layout
 //! - [`config`]: flags and environment.
+//! - [`access`]: request ids and the access log.
 //! - [`store`]: its tables, and the users table through `arcana_core`.
 //! - [`http`]: problem+json errors, authentication, the Origin allowlist.
 //! - [`ws`]: the WebSocket endpoint and its protocol.
@@ -15,6 +16,7 @@
 //! - [`recording`]: asciicast v2.
 //! - [`metrics`]: live counters.
 
+pub mod access;
 pub mod config;
 pub mod http;
 pub mod metrics;
@@ -86,7 +88,9 @@ pub fn app(state: AppState) -> Router {
         .route("/api/arcana/terminal/tickets", post(rest::ticket))
         .route("/api/arcana/terminal/health", get(rest::health))
         .route("/metrics", get(rest::metrics))
+        .route_layer(axum::middleware::from_fn(access::record_route))
         .layer(cors)
+        .layer(axum::middleware::from_fn(access::log))
         .with_state(state)
 }
 
@@ -169,6 +173,7 @@ pub async fn serve(
     let mut settings = Settings::for_tests();
     settings.jwt_secret = config.jwt_secret.clone().into_bytes();
     settings.cors_origins = config.allowed_origins.clone();
+    settings.metrics_token = config.metrics_token.clone().filter(|t| !t.is_empty());
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;

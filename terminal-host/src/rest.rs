@@ -192,8 +192,11 @@ pub async fn health(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// `GET /metrics` (Prometheus text; no secrets, counts only).
-pub async fn metrics(State(state): State<AppState>) -> Response {
+/// `GET /metrics` (Prometheus text), for the metrics token or an admin.
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(e) = crate::http::authorize_scrape(&state, &headers).await {
+        return e.into_response();
+    }
     let mut resp = state.metrics.render(state.registry.len()).into_response();
     resp.headers_mut().insert(
         "content-type",

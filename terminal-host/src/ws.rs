@@ -93,6 +93,7 @@ async fn prepare(
                 ApiError::unauthorized("invalid_ticket", "The ticket's user is gone.")
             })?;
         let user = arcana_core::auth::AuthUser { user };
+        crate::access::set_user(user.id());
         arcana_core::auth::require(&user, arcana_core::auth::Permission::Terminal)?;
         user
     } else {

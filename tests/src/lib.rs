@@ -6,6 +6,8 @@
 //! Compiled components are cached in `target/arcana-test-cache`, so each runner start
 //! deserializes instead of compiling.
 
+pub mod backend;
+pub mod shell;
 pub mod stand_in;
 
 use std::io::{BufRead, BufReader};
@@ -19,6 +21,9 @@ pub const TEST_MASTER_KEY: &str =
 
 /// The JWT secret every test backend uses, so tests can forge tokens on purpose.
 pub const TEST_JWT_SECRET: &str = "arcana-test-secret-0123456789abcdef0123456789";
+
+/// The token Prometheus scrapers present at `/metrics` in every test backend.
+pub const TEST_METRICS_TOKEN: &str = "arcana-test-metrics-token-0123456789";
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -69,6 +74,10 @@ impl Default for RunnerOptions {
                 (
                     "SPIN_VARIABLE_LLM_MASTER_KEYS".into(),
                     format!("test1:{TEST_MASTER_KEY}"),
+                ),
+                (
+                    "SPIN_VARIABLE_METRICS_TOKEN".into(),
+                    TEST_METRICS_TOKEN.into(),
                 ),
             ],
             args: Vec::new(),
@@ -149,6 +158,8 @@ impl Runner {
             .args(&opts.args)
             .envs(opts.env)
             .env("RUST_LOG", "info")
+            // Shells of a terminal-host it starts get an empty home, as in TerminalHost.
+            .env("HOME", dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -290,6 +301,7 @@ impl TerminalHost {
             .arg(runner.dir.path().join("runtime-config.toml"))
             .args(args)
             .env("SPIN_VARIABLE_JWT_SECRET", TEST_JWT_SECRET)
+            .env("SPIN_VARIABLE_METRICS_TOKEN", TEST_METRICS_TOKEN)
             .env("RUST_LOG", "info")
             // Shells get an empty home: the machine's own ~/.bashrc stays out of the tests.
             .env("HOME", runner.dir.path())
@@ -387,7 +399,7 @@ fn uuid_like() -> String {
     )
 }
 
-fn rand_u64() -> u64 {
+pub(crate) fn rand_u64() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(1);

@@ -16,6 +16,7 @@
 //! - [`chat`]: conversations, messages and full-text search.
 //! - [`memory`]: per-user context memory.
 //! - [`llm`]: providers, models, preferences, allowlists and routing.
+//! - [`stats`]: activity figures for the status endpoint and Prometheus.
 //! - [`api`]: the endpoints, one module per component, and the OpenAPI document.
 //! - [`migrations`]: the numbered SQL files, embedded for native hosts.
 
@@ -31,6 +32,7 @@ pub mod memory;
 pub mod migrations;
 pub mod pagination;
 pub mod settings;
+pub mod stats;
 pub mod time;
 pub mod users;
 pub mod validate;

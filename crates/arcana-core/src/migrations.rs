@@ -25,6 +25,7 @@ pub const ALL: &[EmbeddedMigration] = &[
     migration!("0002_terminal.sql"),
     migration!("0003_llm.sql"),
     migration!("0004_chat.sql"),
+    migration!("0005_stats.sql"),
 ];
 
 #[cfg(test)]

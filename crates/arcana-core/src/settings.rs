@@ -31,6 +31,11 @@ pub struct Settings {
     /// Master keys sealing provider API keys (`kid:hex64,...`, newest first); only the
     /// `llm` component is given this variable.
     pub llm_master_keys: Option<String>,
+    /// Bearer token that Prometheus scrapers present at `/metrics` (only the `system`
+    /// component is given it; admins may scrape with their access token instead).
+    pub metrics_token: Option<String>,
+    /// When the application started (Unix seconds), for the uptime in the status.
+    pub started_at: Option<i64>,
 }
 
 /// Smallest accepted JWT secret.
@@ -62,6 +67,14 @@ impl Settings {
             max_body_bytes: parse_or(vars, "max_body_bytes", 1 << 20).clamp(1024, 64 << 20)
                 as usize,
             llm_master_keys: vars.get("llm_master_keys"),
+            metrics_token: vars
+                .get("metrics_token")
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty()),
+            started_at: vars
+                .get("started_at")
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .filter(|&t| t > 0),
         })
     }
 
@@ -74,6 +87,8 @@ impl Settings {
             cors_origins: vec!["http://localhost:5173".into()],
             max_body_bytes: 1 << 20,
             llm_master_keys: None,
+            metrics_token: None,
+            started_at: None,
         }
     }
 }

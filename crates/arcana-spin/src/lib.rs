@@ -85,6 +85,7 @@ pub use outbound::WasiTransport;
 /// configured limit (413 past it, without reading the rest), dispatches, writes the
 /// answer (unless the handler streamed it itself).
 pub async fn serve(routes: &[Route], req: IncomingRequest, out: ResponseOutparam) {
+    init_logging();
     let vars = SpinVars;
     let streamer = SpinStreamer {
         out: RefCell::new(Some(out)),
@@ -106,6 +107,19 @@ pub async fn serve(routes: &[Route], req: IncomingRequest, out: ResponseOutparam
     if let Some(out) = out {
         write_response(response, out).await;
     }
+}
+
+/// Logs as JSON lines on stderr, which Spin keeps per component (and the runner passes
+/// through): one `arcana::request` line per request, plus warnings and errors.
+fn init_logging() {
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_span_list(false)
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 /// Streams a response straight to the client with blocking writes.

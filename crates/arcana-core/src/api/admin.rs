@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::Ctx;
 use crate::auth::permissions::{Permission, Role};
-use crate::auth::{AuthUser, authenticate, password, require};
+use crate::auth::{AuthUser, password, require};
 use crate::db::transaction;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse, PathParams};
@@ -53,7 +53,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 }
 
 fn caller(ctx: &Ctx<'_>, req: &ApiRequest) -> ApiResult<AuthUser> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     require(&caller, Permission::UsersAdmin)?;
     Ok(caller)
 }

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::{Ctx, Route, admin, route};
 use crate::auth::permissions::{Permission, Role};
-use crate::auth::{authenticate, password, throttle, token};
+use crate::auth::{password, throttle, token};
 use crate::db::transaction;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse, PathParams, parse_json};
@@ -173,7 +173,7 @@ pub fn login(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiRe
 #[utoipa::path(get, path = "/api/auth/me", tag = "auth", security(("bearer" = [])),
     responses((status = 200, body = MeResponse), (status = 401, body = crate::error::Problem)))]
 pub fn me(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let effective = Permission::ALL
         .into_iter()
         .filter(|p| caller.has(*p))

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Ctx, Route, route};
-use crate::auth::{AuthUser, authenticate};
+use crate::auth::AuthUser;
 use crate::chat::{self, ChatMessage, Conversation, NewMessage, SearchHit, Sender};
 use crate::db::transaction;
 use crate::error::{ApiError, ApiResult};
@@ -78,7 +78,7 @@ pub fn list_conversations(
     req: &ApiRequest,
     _: &PathParams,
 ) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let page = PageRequest::from_request(req)?;
     let q = req.query_param("q").filter(|q| !q.trim().is_empty());
     Ok(ApiResponse::json(
@@ -95,7 +95,7 @@ pub fn create_conversation(
     req: &ApiRequest,
     _: &PathParams,
 ) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let body: TitleInput = req.json()?;
     check_title(&body.title)?;
     Ok(ApiResponse::json(
@@ -112,7 +112,7 @@ pub fn rename_conversation(
     req: &ApiRequest,
     params: &PathParams,
 ) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let conv = own_conversation(ctx, &caller, params.get("conversation_id")?)?;
     let body: TitleInput = req.json()?;
     check_title(&body.title)?;
@@ -132,7 +132,7 @@ pub fn delete_conversation(
     req: &ApiRequest,
     params: &PathParams,
 ) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let conv = own_conversation(ctx, &caller, params.get("conversation_id")?)?;
     transaction(ctx.db, || {
         chat::delete(ctx.db, &conv.id).map_err(ApiError::from)
@@ -145,7 +145,7 @@ pub fn delete_conversation(
     params(("conversation_id" = String, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<ChatMessage>), (status = 404, body = crate::error::Problem)))]
 pub fn history(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let conv = own_conversation(ctx, &caller, params.get("conversation_id")?)?;
     let page = PageRequest::from_request(req)?;
     Ok(ApiResponse::json(
@@ -167,7 +167,7 @@ pub struct ClearRequest {
 #[utoipa::path(post, path = "/api/chat/clear", tag = "chat", security(("bearer" = [])), request_body = ClearRequest,
     responses((status = 200, description = "{\"deleted\": n}"), (status = 404, body = crate::error::Problem)))]
 pub fn clear(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let body: ClearRequest = if req.body.is_empty() {
         ClearRequest::default()
     } else {
@@ -309,7 +309,7 @@ fn build_prompt(
     responses((status = 200, body = ChatResponse), (status = 404, body = crate::error::Problem),
               (status = 502, body = crate::error::Problem), (status = 504, body = crate::error::Problem)))]
 pub fn send(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let body: ChatRequest = req.json()?;
     Validator::new()
         .check(
@@ -480,7 +480,7 @@ pub struct SearchResults {
 #[utoipa::path(get, path = "/api/chat/search", tag = "chat", security(("bearer" = [])),
     params(("q" = String, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = SearchResults)))]
 pub fn search(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let q = req.query_param("q").unwrap_or_default();
     if q.trim().is_empty() || q.len() > 500 {
         return Err(ApiError::bad_request(
@@ -520,7 +520,7 @@ const EXPORT_FORMAT: &str = "arcana.conversation.v1";
     params(("conversation_id" = String, Path), ("format" = Option<String>, Query)),
     responses((status = 200, body = ConversationExport), (status = 404, body = crate::error::Problem)))]
 pub fn export(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let conv = own_conversation(ctx, &caller, params.get("conversation_id")?)?;
     let messages = chat::all_messages(ctx.db, &conv.id)?;
     match req.query_param("format").as_deref().unwrap_or("json") {
@@ -573,7 +573,7 @@ pub fn export(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult
 #[utoipa::path(post, path = "/api/chat/import", tag = "chat", security(("bearer" = [])), request_body = ConversationExport,
     responses((status = 201, body = Conversation), (status = 422, body = crate::error::Problem)))]
 pub fn import(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let body: ConversationExport = req.json()?;
     let mut v = Validator::new();
     v.check(
@@ -626,7 +626,7 @@ pub fn import(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiR
 #[utoipa::path(get, path = "/api/arcana/context-memory", tag = "memory", security(("bearer" = [])),
     params(("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)), responses((status = 200, body = Page<memory::Memory>)))]
 pub fn list_memories(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let page = PageRequest::from_request(req)?;
     Ok(ApiResponse::json(
         200,
@@ -638,7 +638,7 @@ pub fn list_memories(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResu
 #[utoipa::path(post, path = "/api/arcana/context-memory", tag = "memory", security(("bearer" = [])), request_body = MemoryInput,
     responses((status = 201, body = memory::Memory), (status = 200, body = memory::Memory), (status = 422, body = crate::error::Problem)))]
 pub fn put_memory(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let body: MemoryInput = req.json()?;
     Validator::new()
         .check(
@@ -660,7 +660,7 @@ pub fn put_memory(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<
 #[utoipa::path(get, path = "/api/arcana/context-memory/{key}", tag = "memory", security(("bearer" = [])),
     params(("key" = String, Path)), responses((status = 200, body = memory::Memory), (status = 404, body = crate::error::Problem)))]
 pub fn get_memory(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let key = params.get("key")?;
     if memory::get(ctx.db, caller.id(), key)?.is_none() {
         return Err(ApiError::not_found("memory"));
@@ -678,7 +678,7 @@ pub fn delete_memory(
     req: &ApiRequest,
     params: &PathParams,
 ) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     if !memory::delete(ctx.db, caller.id(), params.get("key")?)? {
         return Err(ApiError::not_found("memory"));
     }

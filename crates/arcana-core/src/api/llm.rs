@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{Ctx, Route, route};
-use crate::auth::{AuthUser, Permission, authenticate, require};
+use crate::auth::{AuthUser, Permission, require};
 use crate::crypto::{self, KeyRing};
 use crate::db::{DbError, transaction};
 use crate::error::{ApiError, ApiResult};
@@ -54,7 +54,7 @@ pub const ROUTES: &[Route] = &[
 ];
 
 fn admin(ctx: &Ctx<'_>, req: &ApiRequest) -> ApiResult<AuthUser> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     require(&caller, Permission::LlmAdmin)?;
     Ok(caller)
 }
@@ -152,7 +152,7 @@ fn unique(e: DbError, code: &'static str, what: &str) -> ApiError {
 #[utoipa::path(get, path = "/api/arcana/llm/providers", tag = "llm", security(("bearer" = [])),
     responses((status = 200, body = Vec<PublicProvider>, description = "Admins get Provider objects")))]
 pub fn list_providers(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     if caller.has(Permission::LlmAdmin) {
         return Ok(ApiResponse::json(200, &catalog::list_providers(ctx.db)?));
     }
@@ -338,7 +338,7 @@ fn model_fields(body: &ModelInput) -> ModelFields<'_> {
 #[utoipa::path(get, path = "/api/arcana/llm/models", tag = "llm", security(("bearer" = [])),
     params(("all" = Option<bool>, Query)), responses((status = 200, body = Vec<Model>)))]
 pub fn list_models(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     if req.query_param("all").as_deref() == Some("true") {
         require(&caller, Permission::LlmAdmin)?;
         return Ok(ApiResponse::json(200, &catalog::list_models(ctx.db)?));
@@ -464,7 +464,7 @@ pub fn put_access(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiRe
 #[utoipa::path(get, path = "/api/arcana/llm/preferences", tag = "llm", security(("bearer" = [])),
     responses((status = 200, body = Preferences)))]
 pub fn get_preferences(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     Ok(ApiResponse::json(
         200,
         &preferences::get(ctx.db, caller.id())?,
@@ -475,7 +475,7 @@ pub fn get_preferences(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiRe
 #[utoipa::path(put, path = "/api/arcana/llm/preferences", tag = "llm", security(("bearer" = [])), request_body = Preferences,
     responses((status = 200, body = Preferences), (status = 422, body = crate::error::Problem)))]
 pub fn put_preferences(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let body: Preferences = req.json()?;
     let mut v = Validator::new();
     body.validate(&mut v);
@@ -633,7 +633,7 @@ pub struct ExplainRequest {
 #[utoipa::path(post, path = "/api/arcana/llm/route/explain", tag = "llm", security(("bearer" = [])), request_body = ExplainRequest,
     responses((status = 200, body = Decision), (status = 403, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub fn explain(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let body: ExplainRequest = req.json()?;
     let decision = decide_for(
         ctx,

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::Ctx;
 use crate::auth::permissions::Role as UserRole;
-use crate::auth::{AuthUser, Permission, authenticate, require};
+use crate::auth::{AuthUser, Permission, require};
 use crate::crypto::Sealed;
 use crate::db::{Db, DbError, Value};
 use crate::error::{ApiError, ApiResult};
@@ -242,7 +242,7 @@ pub fn call_models(
     responses((status = 200, body = CompleteResponse), (status = 402, body = crate::error::Problem),
               (status = 502, body = crate::error::Problem), (status = 504, body = crate::error::Problem)))]
 pub fn complete(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let body: CompleteRequest = req.json()?;
     let mut v = Validator::new();
     v.check(
@@ -377,7 +377,7 @@ pub struct UsageReport {
 #[utoipa::path(get, path = "/api/arcana/llm/usage", tag = "llm", security(("bearer" = [])),
     params(("days" = Option<i64>, Query), ("all" = Option<bool>, Query)), responses((status = 200, body = UsageReport)))]
 pub fn usage(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     let days = match req.query_param("days") {
         None => 30,
         Some(d) => d
@@ -444,7 +444,7 @@ pub struct BudgetInput {
 #[utoipa::path(put, path = "/api/arcana/llm/budgets/{user_id}", tag = "llm", security(("bearer" = [])), request_body = BudgetInput,
     params(("user_id" = String, Path)), responses((status = 204), (status = 404, body = crate::error::Problem)))]
 pub fn put_budget(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
-    let caller = authenticate(ctx.db, ctx.settings, req)?;
+    let caller = ctx.authenticate(req)?;
     require(&caller, Permission::LlmAdmin)?;
     let user_id = uuid_param(params.get("user_id")?, "user")?;
     let body: BudgetInput = req.json()?;

@@ -11,8 +11,12 @@ pub mod chat;
 pub mod llm;
 pub mod llm_calls;
 pub mod openapi;
+pub mod status;
 pub mod system;
 
+use std::cell::{Cell, RefCell};
+
+use crate::auth::AuthUser;
 use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse, PathParams, match_template};
@@ -30,6 +34,12 @@ pub struct Ctx<'a> {
     pub streamer: Option<&'a dyn ResponseStreamer>,
     /// CORS and request-id headers that a streamed response must carry too.
     pub common_headers: Vec<(String, String)>,
+    /// The matched route's path template, for the request log.
+    route: Cell<&'static str>,
+    /// Who the request authenticated as, for the request log.
+    user_id: RefCell<Option<String>>,
+    /// The status a streamed response started with, for the request log.
+    streamed_status: Cell<u16>,
 }
 
 /// Lets a handler send the response head at once and the body piece by piece
@@ -57,6 +67,14 @@ pub struct HostIo<'a> {
 }
 
 impl Ctx<'_> {
+    /// Authenticates the request's bearer token (see [`crate::auth::authenticate`]) and
+    /// remembers the user for the request log.
+    pub fn authenticate(&self, req: &ApiRequest) -> ApiResult<AuthUser> {
+        let user = crate::auth::authenticate(self.db, self.settings, req)?;
+        *self.user_id.borrow_mut() = Some(user.id().to_string());
+        Ok(user)
+    }
+
     /// Starts a streamed response with the common headers; `None` when the host cannot stream.
     pub fn start_stream(
         &self,
@@ -68,6 +86,7 @@ impl Ctx<'_> {
             ("cache-control".to_string(), "no-cache".to_string()),
         ];
         headers.extend(self.common_headers.iter().cloned());
+        self.streamed_status.set(status);
         self.streamer?.start(status, headers)
     }
 }
@@ -118,24 +137,28 @@ pub fn serve_with_settings(
     io: HostIo<'_>,
     req: &ApiRequest,
 ) -> ApiResponse {
+    let started = std::time::Instant::now();
     let request_id = request_id(req);
     let mut common = ApiResponse::no_content();
     add_cors(&mut common, settings, req);
     common
         .headers
         .push(("x-request-id".into(), request_id.clone()));
+    let ctx = Ctx {
+        db,
+        settings,
+        request_id: &request_id,
+        transport: io.transport,
+        streamer: io.streamer,
+        common_headers: common.headers.clone(),
+        route: Cell::new(""),
+        user_id: RefCell::new(None),
+        streamed_status: Cell::new(0),
+    };
     let mut response =
         if req.method == "OPTIONS" && req.header_value("access-control-request-method").is_some() {
             preflight(routes, settings, req)
         } else {
-            let ctx = Ctx {
-                db,
-                settings,
-                request_id: &request_id,
-                transport: io.transport,
-                streamer: io.streamer,
-                common_headers: common.headers.clone(),
-            };
             match dispatch(routes, &ctx, req) {
                 Ok(resp) => resp,
                 Err(e) => {
@@ -146,11 +169,37 @@ pub fn serve_with_settings(
                 }
             }
         };
+    log_request(&ctx, req, &response, started);
     if response.is_streamed() {
         return response;
     }
     response.headers.extend(common.headers);
     response
+}
+
+/// One structured line per request: id, method, route template, status, latency and
+/// the authenticated user (never a body, a token or a query string).
+fn log_request(
+    ctx: &Ctx<'_>,
+    req: &ApiRequest,
+    response: &ApiResponse,
+    started: std::time::Instant,
+) {
+    let user_id = ctx.user_id.borrow();
+    tracing::info!(
+        target: "arcana::request",
+        request_id = %ctx.request_id,
+        method = %req.method,
+        route = ctx.route.get(),
+        status = if response.is_streamed() {
+            ctx.streamed_status.get()
+        } else {
+            response.status
+        },
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        user_id = user_id.as_deref().unwrap_or(""),
+        "request"
+    );
 }
 
 /// Finds the route for the request and runs it.
@@ -159,6 +208,7 @@ fn dispatch(routes: &[Route], ctx: &Ctx<'_>, req: &ApiRequest) -> ApiResult<ApiR
     for r in routes {
         if let Some(params) = match_template(r.path, &req.path) {
             if r.method == req.method || (req.method == "HEAD" && r.method == "GET") {
+                ctx.route.set(r.path);
                 return (r.handler)(ctx, req, &params);
             }
             allowed.push(r.method);

@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, auth, chat, llm, llm_calls, system};
+use super::{admin, auth, chat, llm, llm_calls, status, system};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -12,7 +12,7 @@ use super::{admin, auth, chat, llm, llm_calls, system};
     paths(
         auth::register, auth::login, auth::me,
         admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::delete_user,
-        system::health, system::openapi_json,
+        system::health, system::openapi_json, status::status, status::metrics,
         llm::list_providers, llm::create_provider, llm::update_provider, llm::delete_provider,
         llm::list_models, llm::create_model, llm::update_model, llm::delete_model,
         llm::get_access, llm::put_access, llm::get_preferences, llm::put_preferences,

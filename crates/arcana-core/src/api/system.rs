@@ -1,4 +1,5 @@
-//! The `system` component: health and the OpenAPI document (no authentication).
+//! The `system` component: health and the OpenAPI document (no authentication), the
+//! status report and Prometheus metrics (see [`super::status`]).
 
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -11,6 +12,8 @@ use crate::http::{ApiRequest, ApiResponse, PathParams};
 pub const ROUTES: &[Route] = &[
     route("GET", "/api/health", health),
     route("GET", "/api/openapi.json", openapi_json),
+    route("GET", "/api/arcana/status", super::status::status),
+    route("GET", "/metrics", super::status::metrics),
 ];
 
 /// Health report.
