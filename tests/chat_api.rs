@@ -4,70 +4,27 @@
 
 use std::time::{Duration, Instant};
 
-use arcana_tests::stand_in::StandIn;
-use arcana_tests::{Runner, RunnerOptions, call, client, login};
+use arcana_tests::backend::Backend;
+use arcana_tests::{call, client};
 use futures::StreamExt;
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-struct Env {
-    runner: Runner,
-    stand_in: StandIn,
-    admin: String,
-}
+type Env = Backend;
 
 async fn setup() -> Env {
-    let stand_in = StandIn::start().await;
-    let runner = Runner::start_with(
-        RunnerOptions::default().env("SPIN_VARIABLE_LLM_ALLOWED_HOST_1", &stand_in.url()),
-    );
-    client()
-        .post(runner.at("/api/auth/register"))
-        .json(&json!({"username": "root", "password": "root password"}))
-        .send()
-        .await
-        .unwrap();
-    let admin = login(&runner, "root", "root password").await;
-    let env = Env {
-        runner,
-        stand_in,
-        admin,
-    };
-    let (_, p) = env.call("POST", "/api/arcana/llm/providers",
-        Some(json!({"name": "oa", "kind": "openai", "base_url": format!("{}/v1", env.stand_in.url()), "api_key": "sk-x", "timeout_secs": 10, "max_retries": 0}))).await;
-    let pid = p["id"].as_str().unwrap().to_string();
-    for (name, default) in [("gpt-chat", true), ("fail-401", false)] {
-        let (status, _) = env.call("POST", "/api/arcana/llm/models",
-            Some(json!({"provider_id": pid, "model_name": name, "max_tokens": 256, "context_window": 8192, "is_default": default}))).await;
-        assert_eq!(status, 201);
-    }
+    let env = Backend::start().await;
+    let provider = env.openai_provider().await;
+    env.model(&provider, "gpt-chat", true).await;
+    env.model(&provider, "fail-401", false).await;
     env
 }
 
-impl Env {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        call(&self.runner, method, path, &self.admin, body).await
-    }
-
-    async fn user(&self, name: &str) -> String {
-        let (status, _) = self
-            .call(
-                "POST",
-                "/api/admin/users",
-                Some(json!({"username": name, "password": "user password"})),
-            )
-            .await;
-        assert_eq!(status, 201);
-        login(&self.runner, name, "user password").await
-    }
-
-    async fn history(&self, conv: &str) -> Vec<Value> {
-        let (status, page) = self
-            .call("GET", &format!("/api/chat/history/{conv}?limit=200"), None)
-            .await;
-        assert_eq!(status, 200, "{page}");
-        page["items"].as_array().unwrap().clone()
-    }
+async fn history_of(env: &Env, conv: &str) -> Vec<Value> {
+    let (status, page) = env
+        .call("GET", &format!("/api/chat/history/{conv}?limit=200"), None)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
 }
 
 #[tokio::test]
@@ -113,7 +70,7 @@ async fn chat_persists_both_sides_and_builds_the_prompt() {
         )
         .await;
     assert_eq!(status, 200);
-    let history = env.history(&conv).await;
+    let history = history_of(&env, &conv).await;
     let contents: Vec<(&str, &str)> = history
         .iter()
         .map(|m| {
@@ -213,7 +170,7 @@ async fn streaming_sends_deltas_then_the_stored_ids() {
     let (last, done) = events.last().unwrap();
     assert_eq!(last, "done");
     let conv = done["conversation_id"].as_str().unwrap();
-    let history = env.history(conv).await;
+    let history = history_of(&env, conv).await;
     assert_eq!(history[1]["id"], done["reply_message_id"]);
     assert_eq!(history[1]["status"], "complete");
     assert_eq!(
@@ -240,7 +197,7 @@ async fn a_client_that_disconnects_mid_stream_loses_nothing() {
     drop(body); // the user closes the tab
     let deadline = Instant::now() + Duration::from_secs(30);
     let history = loop {
-        let h = env.history(&conv).await;
+        let h = history_of(&env, &conv).await;
         if h.len() == 2 || Instant::now() > deadline {
             break h;
         }
@@ -278,7 +235,7 @@ async fn a_provider_failure_keeps_the_question_and_answers_502() {
     );
     let (_, list) = env.call("GET", "/api/chat/conversations", None).await;
     let conv = list["items"][0]["id"].as_str().unwrap();
-    let history = env.history(conv).await;
+    let history = history_of(&env, conv).await;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0]["message_content"], "will fail");
 }
@@ -300,7 +257,7 @@ async fn another_users_conversation_is_a_404_everywhere() {
         Some(json!({"key": "k", "value": 1})),
     )
     .await;
-    let bob = env.user("bob").await;
+    let bob = env.user("bob", &[]).await;
     for (method, path, body) in [
         ("GET", format!("/api/chat/history/{conv}"), None),
         (
@@ -349,7 +306,7 @@ async fn another_users_conversation_is_a_404_everywhere() {
     let (_, mem) = call(&env.runner, "GET", "/api/arcana/context-memory", &bob, None).await;
     assert!(mem["items"].as_array().unwrap().is_empty());
     assert_eq!(
-        env.history(&conv).await.len(),
+        history_of(&env, &conv).await.len(),
         2,
         "nothing of the owner's changed"
     );
@@ -495,7 +452,7 @@ async fn clear_delete_export_and_import() {
         .await;
     assert_eq!(status, 201, "{imported}");
     let copy = imported["id"].as_str().unwrap().to_string();
-    let copied = env.history(&copy).await;
+    let copied = history_of(&env, &copy).await;
     assert_eq!(copied.len(), 2);
     assert_eq!(copied[1]["message_content"], "echo: keep me");
     let mut bad = exported.clone();
@@ -510,9 +467,9 @@ async fn clear_delete_export_and_import() {
         )
         .await;
     assert_eq!(cleared["deleted"], 2);
-    assert!(env.history(&conv).await.is_empty());
+    assert!(history_of(&env, &conv).await.is_empty());
     assert_eq!(
-        env.history(&copy).await.len(),
+        history_of(&env, &copy).await.len(),
         2,
         "clearing one conversation leaves others"
     );
@@ -635,7 +592,7 @@ async fn concurrent_messages_keep_a_total_order_without_duplicates() {
         }
     }
     assert_eq!(seen, (1..=16).collect::<Vec<i64>>());
-    let history = env.history(&conv).await;
+    let history = history_of(&env, &conv).await;
     let users: Vec<&str> = history
         .iter()
         .filter(|m| m["sender"] == "user")

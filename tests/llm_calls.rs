@@ -4,62 +4,36 @@
 
 use std::time::{Duration, Instant};
 
-use arcana_tests::stand_in::StandIn;
-use arcana_tests::{Runner, RunnerOptions, call, client};
+use arcana_tests::backend::{Backend, PROVIDER_KEY as KEY};
+use arcana_tests::{call, client};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-const KEY: &str = "sk-stand-in-0123456789";
-
+/// A backend whose helpers the tests reach through `Deref`, plus call helpers.
 struct Env {
-    runner: Runner,
-    stand_in: StandIn,
-    admin: String,
+    backend: Backend,
+}
+
+impl std::ops::Deref for Env {
+    type Target = Backend;
+    fn deref(&self) -> &Backend {
+        &self.backend
+    }
 }
 
 async fn setup() -> Env {
-    let stand_in = StandIn::start().await;
-    let runner = Runner::start_with(
-        RunnerOptions::default().env("SPIN_VARIABLE_LLM_ALLOWED_HOST_1", &stand_in.url()),
-    );
-    client()
-        .post(runner.at("/api/auth/register"))
-        .json(&json!({"username": "root", "password": "root password"}))
-        .send()
-        .await
-        .unwrap();
-    let token: Value = client()
-        .post(runner.at("/api/auth/login"))
-        .json(&json!({"username": "root", "password": "root password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let admin = token["access_token"].as_str().unwrap().to_string();
     Env {
-        runner,
-        stand_in,
-        admin,
+        backend: Backend::start().await,
     }
 }
 
 impl Env {
+    /// A provider with one retry.
     async fn provider(&self, name: &str, kind: &str, base_url: &str, timeout: i64) -> String {
-        let (status, p) = call(&self.runner, "POST", "/api/arcana/llm/providers", &self.admin,
-            Some(json!({"name": name, "kind": kind, "base_url": base_url, "api_key": KEY, "timeout_secs": timeout, "max_retries": 1}))).await;
-        assert_eq!(status, 201, "{p}");
-        p["id"].as_str().unwrap().to_string()
-    }
-
-    async fn model(&self, provider: &str, name: &str, default: bool) -> String {
-        let (status, m) = call(&self.runner, "POST", "/api/arcana/llm/models", &self.admin,
-            Some(json!({"provider_id": provider, "model_name": name, "max_tokens": 256, "context_window": 8192,
-                        "input_cost_per_token": 0.001, "output_cost_per_token": 0.002, "is_default": default}))).await;
-        assert_eq!(status, 201, "{m}");
-        m["id"].as_str().unwrap().to_string()
+        self.backend
+            .provider(name, kind, base_url, timeout, 1)
+            .await
     }
 
     async fn complete(&self, body: Value) -> (StatusCode, Value) {
@@ -341,7 +315,7 @@ async fn provider_errors_map_to_stable_codes() {
 #[tokio::test]
 async fn hosts_outside_allowed_outbound_hosts_are_refused() {
     let env = setup().await;
-    let other = StandIn::start().await;
+    let other = arcana_tests::stand_in::StandIn::start().await;
     let p = env
         .provider("elsewhere", "openai", &format!("{}/v1", other.url()), 5)
         .await;

@@ -4,14 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use arcana_tests::shell::{self, Ws, next_json, read_until, send};
 use arcana_tests::{Runner, RunnerOptions, TerminalHost, client, login};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Env {
     runner: Runner,
@@ -21,14 +18,7 @@ struct Env {
 
 async fn setup(args: &[&str]) -> Env {
     let runner = Runner::start_with(RunnerOptions::default());
-    let resp = client()
-        .post(runner.at("/api/auth/register"))
-        .json(&json!({"username": "root", "password": "root password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 201);
-    let admin = login(&runner, "root", "root password").await;
+    let admin = arcana_tests::register_admin(&runner, "root", "root password").await;
     let th = TerminalHost::start(&runner, args);
     Env { runner, th, admin }
 }
@@ -73,34 +63,10 @@ impl Env {
 }
 
 fn new_id() -> String {
-    let mut b = [0u8; 16];
-    for (i, x) in b.iter_mut().enumerate() {
-        *x = (Instant::now().elapsed().subsec_nanos() as usize
-            ^ (i * 7919)
-            ^ std::process::id() as usize
-            ^ rand_byte()) as u8;
-    }
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    shell::new_session_id()
 }
 
-fn rand_byte() -> usize {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u8(0);
-    h.finish() as usize
-}
-
-/// Connects with a bearer token (and optionally an Origin); returns the HTTP status on refusal.
+/// Connects with a bearer token (and optionally an Origin); the HTTP status on refusal.
 async fn try_connect(
     th: &TerminalHost,
     id: &str,
@@ -108,64 +74,11 @@ async fn try_connect(
     origin: Option<&str>,
     query: &str,
 ) -> Result<Ws, u16> {
-    let mut req = th.ws_url(id, query).into_client_request().unwrap();
-    if let Some(t) = token {
-        req.headers_mut()
-            .insert("authorization", format!("Bearer {t}").parse().unwrap());
-    }
-    if let Some(o) = origin {
-        req.headers_mut().insert("origin", o.parse().unwrap());
-    }
-    match tokio_tungstenite::connect_async(req).await {
-        Ok((ws, _)) => Ok(ws),
-        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
-        Err(e) => panic!("websocket error: {e}"),
-    }
+    shell::try_open(&th.ws_url(id, query), token, origin).await
 }
 
 async fn connect(th: &TerminalHost, id: &str, token: &str) -> (Ws, Value) {
-    let mut ws = try_connect(th, id, Some(token), None, "")
-        .await
-        .expect("connect");
-    let hello = next_json(&mut ws).await;
-    assert_eq!(hello["type"], "hello");
-    (ws, hello)
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(20), ws.next())
-            .await
-            .expect("timeout")
-            .unwrap()
-            .unwrap()
-        {
-            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
-            Message::Binary(_) | Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-/// Reads output until `needle` appears; returns everything read.
-async fn read_until(ws: &mut Ws, needle: &str) -> String {
-    let mut seen = String::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !seen.contains(needle) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match tokio::time::timeout(left, ws.next()).await {
-            Ok(Some(Ok(Message::Binary(b)))) => seen.push_str(&String::from_utf8_lossy(&b)),
-            Ok(Some(Ok(_))) => {}
-            other => panic!("waiting for {needle:?}: {other:?}; output so far: {seen:?}"),
-        }
-    }
-    seen
-}
-
-async fn send(ws: &mut Ws, keys: &str) {
-    ws.send(Message::Binary(keys.as_bytes().to_vec().into()))
-        .await
-        .unwrap();
+    shell::open(&th.ws_url(id, ""), token).await
 }
 
 async fn history(env: &Env, id: &str, token: &str, want: usize) -> Vec<Value> {
@@ -645,8 +558,11 @@ async fn hundreds_of_sessions_leave_no_processes_or_descriptors() {
         fds_after <= fds_before + 4,
         "descriptors grew from {fds_before} to {fds_after}"
     );
+    let refused = client().get(env.th.at("/metrics")).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "metrics need the token or an admin");
     let metrics = client()
         .get(env.th.at("/metrics"))
+        .bearer_auth(&env.admin)
         .send()
         .await
         .unwrap()

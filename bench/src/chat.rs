@@ -3,10 +3,10 @@
 //! messages (each against `GET /api/health` measured in the same run), and the
 //! overhead of `POST /api/chat` over calling the provider stand-in directly.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use arcana_tests::stand_in::StandIn;
-use arcana_tests::{Runner, RunnerOptions, client};
+use arcana_tests::backend::Backend;
+use arcana_tests::client;
 use serde_json::{Value, json};
 
 /// Options of the chat benchmark.
@@ -23,7 +23,10 @@ pub struct Args {
     out: String,
 }
 
-async fn p50_p99(n: usize, mut f: impl AsyncFnMut() -> u16) -> anyhow::Result<(f64, f64)> {
+pub(crate) async fn p50_p99(
+    n: usize,
+    mut f: impl AsyncFnMut() -> u16,
+) -> anyhow::Result<(f64, f64)> {
     let mut lat = Vec::with_capacity(n);
     for _ in 0..n {
         let t = Instant::now();
@@ -38,81 +41,11 @@ async fn p50_p99(n: usize, mut f: impl AsyncFnMut() -> u16) -> anyhow::Result<(f
     Ok((at(50.0), at(99.0)))
 }
 
-/// Inserts `count` messages over conversations of 1,000 messages each, straight into
-/// the database file (the FTS triggers index them as the API would).
-async fn seed(
-    db_path: &std::path::Path,
-    user_id: &str,
-    count: usize,
-    start: usize,
-) -> anyhow::Result<()> {
-    let db = libsql::Builder::new_local(db_path).build().await?;
-    let conn = db.connect()?;
-    conn.busy_timeout(Duration::from_secs(10))?;
-    let words = [
-        "deploy",
-        "kubernetes",
-        "rust",
-        "memory",
-        "latency",
-        "budget",
-        "terminal",
-        "search",
-        "vector",
-        "cache",
-    ];
-    let mut i = start;
-    while i < start + count {
-        conn.execute("BEGIN IMMEDIATE", ()).await?;
-        let conv = format!("00000000-0000-4000-8000-{:012x}", i / 1000);
-        let ts = "2026-01-01T00:00:00.000Z";
-        conn.execute(
-            "INSERT OR IGNORE INTO conversations (id, user_id, title, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-            libsql::params![conv.clone(), user_id, format!("seeded {}", i / 1000), ts],
-        )
-        .await?;
-        let end = (i + 1000).min(start + count);
-        for n in i..end {
-            let text = format!(
-                "message {n} about {} and {} with some ordinary words",
-                words[n % 10],
-                words[(n / 10) % 10]
-            );
-            conn.execute(
-                "INSERT INTO chat_messages (id, user_id, conversation_id, seq, sender, message_content, timestamp, status)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'complete')",
-                libsql::params![format!("m-{n}"), user_id, conv.clone(), (n % 1000 + 1) as i64, if n % 2 == 0 { "user" } else { "llm" }, text, ts],
-            )
-            .await?;
-        }
-        conn.execute("COMMIT", ()).await?;
-        i = end;
-    }
-    Ok(())
-}
-
 /// Runs the measurements and prints them.
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let stand_in = StandIn::start().await;
-    let runner = Runner::start_with(
-        RunnerOptions::default().env("SPIN_VARIABLE_LLM_ALLOWED_HOST_1", &stand_in.url()),
-    );
+    let env = Backend::start().await;
+    let (runner, stand_in, token) = (&env.runner, &env.stand_in, env.admin.clone());
     let http = client();
-    http.post(runner.at("/api/auth/register"))
-        .json(&json!({"username": "bench", "password": "bench password"}))
-        .send()
-        .await?;
-    let login: Value = http
-        .post(runner.at("/api/auth/login"))
-        .json(&json!({"username": "bench", "password": "bench password"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = login["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
     let me: Value = http
         .get(runner.at("/api/auth/me"))
         .bearer_auth(&token)
@@ -121,19 +54,23 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .json()
         .await?;
     let user_id = me["id"].as_str().unwrap_or_default().to_string();
-    let p: Value = http.post(runner.at("/api/arcana/llm/providers")).bearer_auth(&token)
-        .json(&json!({"name": "stand-in", "kind": "openai", "base_url": format!("{}/v1", stand_in.url()), "api_key": "sk-bench"}))
-        .send().await?.json().await?;
-    http.post(runner.at("/api/arcana/llm/models")).bearer_auth(&token)
-        .json(&json!({"provider_id": p["id"], "model_name": "bench-model", "max_tokens": 256, "context_window": 8192, "is_default": true}))
-        .send().await?.error_for_status()?;
+    let provider = env.openai_provider().await;
+    env.model(&provider, "bench-model", true).await;
 
     let n = args.requests;
     let target = "00000000-0000-4000-8000-000000000000";
     let mut results = serde_json::Map::new();
     let mut seeded = 0;
     for total in [1_000usize, args.messages] {
-        seed(&runner.db_path(), &user_id, total - seeded, seeded).await?;
+        let users = [user_id.clone()];
+        let seed = crate::seed::Seed {
+            users: &users,
+            start: seeded,
+            count: total - seeded,
+            at: &|_| "2026-01-01T00:00:00.000Z".to_string(),
+            ledger: false,
+        };
+        crate::seed::messages(&runner.db_path(), &seed).await?;
         seeded = total;
         let get = |path: String| {
             let http = http.clone();

@@ -7,6 +7,8 @@
 
 mod chat;
 mod load;
+mod seed;
+mod status;
 mod terminal;
 
 use std::sync::Arc;
@@ -26,6 +28,8 @@ enum Cli {
     Terminal(terminal::Args),
     /// Chat history, conversation list and search at 1k and 100k messages; chat overhead.
     Chat(chat::Args),
+    /// The status endpoint and /metrics at 1k and 1M messages.
+    Status(status::Args),
 }
 
 /// Options of the API benchmark.
@@ -51,28 +55,15 @@ async fn main() -> anyhow::Result<()> {
         Cli::Api(args) => api(args).await,
         Cli::Terminal(args) => terminal::run(args).await,
         Cli::Chat(args) => chat::run(args).await,
+        Cli::Status(args) => status::run(args).await,
     }
 }
 
 async fn api(args: Args) -> anyhow::Result<()> {
     let runner = Runner::start();
     let http = client();
-    http.post(runner.at("/api/auth/register"))
-        .json(&json!({"username": "bench", "password": "bench password"}))
-        .send()
-        .await?
-        .error_for_status()?;
-    let token: serde_json::Value = http
-        .post(runner.at("/api/auth/login"))
-        .json(&json!({"username": "bench", "password": "bench password"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let auth = format!(
-        "Bearer {}",
-        token["access_token"].as_str().unwrap_or_default()
-    );
+    let token = arcana_tests::register_admin(&runner, "bench", "bench password").await;
+    let auth = format!("Bearer {token}");
 
     let mut results = Vec::new();
     for (name, path, header) in [

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use arcana_tests::{Runner, TerminalHost, client};
+use arcana_tests::{Runner, TerminalHost};
 use futures::{SinkExt, StreamExt};
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use serde_json::json;
@@ -145,23 +145,7 @@ fn rss_kib(pid: u32) -> u64 {
 /// Runs all three measurements and prints ratios.
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let runner = Runner::start();
-    let http = client();
-    http.post(runner.at("/api/auth/register"))
-        .json(&json!({"username": "bench", "password": "bench password"}))
-        .send()
-        .await?
-        .error_for_status()?;
-    let token: serde_json::Value = http
-        .post(runner.at("/api/auth/login"))
-        .json(&json!({"username": "bench", "password": "bench password"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = token["access_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let token = arcana_tests::register_admin(&runner, "bench", "bench password").await;
     let max = (args.sessions + 10).to_string();
     let th = TerminalHost::start(
         &runner,

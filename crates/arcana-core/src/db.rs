@@ -231,7 +231,13 @@ pub mod testing {
     }
 
     impl TestDb {
+        /// With every migration applied.
         pub fn new() -> TestDb {
+            TestDb::with_migrations(crate::migrations::ALL)
+        }
+
+        /// With only `migrations` applied (to test a later one against existing data).
+        pub fn with_migrations(migrations: &[crate::migrations::EmbeddedMigration]) -> TestDb {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -241,7 +247,7 @@ pub mod testing {
             let conn = rt.block_on(async {
                 let db = libsql::Builder::new_local(path).build().await.unwrap();
                 let conn = db.connect().unwrap();
-                for m in crate::migrations::ALL {
+                for m in migrations {
                     conn.execute_batch(m.sql).await.unwrap();
                 }
                 conn
@@ -251,6 +257,15 @@ pub mod testing {
                 conn,
                 rt,
             }
+        }
+    }
+
+    impl TestDb {
+        /// Runs a migration file as the runner would.
+        pub fn apply(&self, migration: &crate::migrations::EmbeddedMigration) {
+            self.rt
+                .block_on(self.conn.execute_batch(migration.sql))
+                .unwrap();
         }
     }
 

@@ -285,3 +285,37 @@ fn prometheus_families_carry_lifetime_totals() {
         assert!(text.lines().any(|l| l == line), "missing {line} in\n{text}");
     }
 }
+
+#[test]
+fn the_migration_counts_rows_that_existed_before_it_once() {
+    let (before, stats) = crate::migrations::ALL.split_at(4);
+    assert_eq!(stats[0].file_name, "0005_stats.sql");
+    let db = TestDb::with_migrations(before);
+    let a = user(&db, "alice");
+    let now = crate::time::now();
+    let c = chat::create(&db, &a, "old", &crate::time::format(now))
+        .unwrap()
+        .id;
+    for _ in 0..5 {
+        message(&db, &a, &c, &crate::time::format(now));
+    }
+    usage(&db, &a, "m1", 40.0, "ok", &crate::time::format(now));
+    usage(&db, &a, "m1", 40.0, "timeout", &crate::time::format(now));
+    // `spin up --sqlite @file` runs the file at every start: twice must count once.
+    db.apply(&stats[0]);
+    db.apply(&stats[0]);
+    message(&db, &a, &c, &crate::time::format(now)); // and the triggers take over
+    let f = figures(&db, Scope::User(&a), &Windows::at(now)).unwrap();
+    assert_eq!(
+        f.chat.messages,
+        Count {
+            total: 6,
+            last_24h: 6
+        }
+    );
+    assert_eq!(f.chat.conversations.total, 1);
+    assert_eq!(f.llm.last_hour.total.calls, 2);
+    assert_eq!(f.llm.last_24h.total.errors_by_code["timeout"], 1);
+    let p50 = f.llm.last_hour.total.latency.p50_ms.unwrap();
+    assert!((25.0..=50.0).contains(&p50), "{p50}");
+}
