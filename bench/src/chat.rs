@@ -3,10 +3,10 @@
 //! messages (each against `GET /api/health` measured in the same run), and the
 //! overhead of `POST /api/chat` over calling the provider stand-in directly.
 
-use std::time::Instant;
-
 use arcana_tests::backend::Backend;
 use arcana_tests::client;
+
+use crate::latency::p50_p99;
 use serde_json::{Value, json};
 
 /// Options of the chat benchmark.
@@ -21,24 +21,6 @@ pub struct Args {
     /// Write results as JSON here.
     #[arg(long, default_value = "target/bench/chat.json")]
     out: String,
-}
-
-pub(crate) async fn p50_p99(
-    n: usize,
-    mut f: impl AsyncFnMut() -> u16,
-) -> anyhow::Result<(f64, f64)> {
-    let mut lat = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        let status = f().await;
-        anyhow::ensure!(status < 400, "request failed with {status}");
-        lat.push(t.elapsed());
-    }
-    lat.sort_unstable();
-    let at = |p: f64| {
-        lat[((p / 100.0) * (lat.len() - 1) as f64).round() as usize].as_secs_f64() * 1000.0
-    };
-    Ok((at(50.0), at(99.0)))
 }
 
 /// Runs the measurements and prints them.
@@ -72,19 +54,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         };
         crate::seed::messages(&runner.db_path(), &seed).await?;
         seeded = total;
-        let get = |path: String| {
-            let http = http.clone();
-            let token = token.clone();
-            let url = runner.at(&path);
-            async move || {
-                http.get(&url)
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(599)
-            }
-        };
+        let get = |path: String| crate::latency::get(&http, runner.at(&path), &token);
         let health = p50_p99(n, get("/api/health".into())).await?;
         let history = p50_p99(n, get(format!("/api/chat/history/{target}?limit=50"))).await?;
         let conversations = p50_p99(n, get("/api/chat/conversations?limit=50".into())).await?;

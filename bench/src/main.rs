@@ -6,6 +6,7 @@
 //! machine. All traffic goes to 127.0.0.1 and every run is bounded in time.
 
 mod chat;
+mod latency;
 mod load;
 mod seed;
 mod status;

@@ -1,8 +1,9 @@
-//! Fills a benchmark database straight through its file (the triggers index and count
-//! the rows exactly as they would for rows written through the API): messages in
-//! conversations of 1,000, optionally with an LLM ledger row for every reply.
+//! Fills a benchmark database straight through its file, with the runner's own
+//! connection pool and statement cache (the triggers index and count the rows exactly
+//! as they would for rows written through the API): messages in conversations of
+//! 1,000, optionally with an LLM ledger row for every reply.
 
-use std::time::Duration;
+use libsql::Value;
 
 /// What to insert.
 pub struct Seed<'a> {
@@ -33,20 +34,23 @@ const WORDS: [&str; 10] = [
 
 /// Inserts the messages in transactions of one conversation each.
 pub async fn messages(db_path: &std::path::Path, seed: &Seed<'_>) -> anyhow::Result<()> {
-    let db = libsql::Builder::new_local(db_path).build().await?;
-    let conn = db.connect()?;
-    conn.busy_timeout(Duration::from_secs(10))?;
+    let config = arcana_db::DatabaseConfig::Local {
+        path: db_path.to_path_buf(),
+    };
+    let pool = arcana_db::Pool::open(&config, 1).await?;
+    let conn = pool.get().await?;
+    let run = async |sql: &str, params: Vec<Value>| conn.query_all(sql, params).await.map(|_| ());
     let mut i = seed.start;
     let end_all = seed.start + seed.count;
     while i < end_all {
-        conn.execute("BEGIN IMMEDIATE", ()).await?;
+        run("BEGIN IMMEDIATE", vec![]).await?;
         let conv_n = i / 1000;
         let conv = format!("00000000-0000-4000-8000-{conv_n:012x}");
         let user = &seed.users[conv_n % seed.users.len()];
         let ts = (seed.at)(i);
-        conn.execute(
+        run(
             "INSERT OR IGNORE INTO conversations (id, user_id, title, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-            libsql::params![conv.clone(), user.as_str(), format!("seeded {conv_n}"), ts],
+            vec![conv.clone().into(), user.clone().into(), format!("seeded {conv_n}").into(), ts.into()],
         )
         .await?;
         let end = (i + 1000).min(end_all);
@@ -58,25 +62,26 @@ pub async fn messages(db_path: &std::path::Path, seed: &Seed<'_>) -> anyhow::Res
             );
             let at = (seed.at)(n);
             let reply = n % 2 == 1;
-            conn.execute(
+            run(
                 "INSERT INTO chat_messages (id, user_id, conversation_id, seq, sender, message_content, timestamp, status)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'complete')",
-                libsql::params![format!("m-{n}"), user.as_str(), conv.clone(), (n % 1000 + 1) as i64, if reply { "llm" } else { "user" }, text, at.clone()],
+                vec![format!("m-{n}").into(), user.clone().into(), conv.clone().into(), ((n % 1000 + 1) as i64).into(),
+                     (if reply { "llm" } else { "user" }).into(), text.into(), at.clone().into()],
             )
             .await?;
             if seed.ledger && reply {
                 let outcome = if n % 50 == 1 { "rate_limited" } else { "ok" };
-                conn.execute(
+                run(
                     "INSERT INTO llm_usage (id, user_id, model_id, provider_id, model_name, prompt_tokens,
                                             completion_tokens, cost, latency_ms, outcome, streamed, created_at)
                      VALUES (?1, ?2, NULL, 'seeded-provider', ?3, 120, 80, 0.0004, ?4, ?5, 0, ?6)",
-                    libsql::params![format!("u-{n}"), user.as_str(), if n % 3 == 0 { "model-a" } else { "model-b" },
-                                    (200 + (n * 7919) % 3000) as f64, outcome, at],
+                    vec![format!("u-{n}").into(), user.clone().into(), (if n % 3 == 0 { "model-a" } else { "model-b" }).into(),
+                         ((200 + (n * 7919) % 3000) as f64).into(), outcome.into(), at.into()],
                 )
                 .await?;
             }
         }
-        conn.execute("COMMIT", ()).await?;
+        run("COMMIT", vec![]).await?;
         i = end;
     }
     Ok(())

@@ -9,7 +9,7 @@ use arcana_tests::backend::Backend;
 use arcana_tests::{TEST_METRICS_TOKEN, client};
 use serde_json::{Value, json};
 
-use crate::chat::p50_p99;
+use crate::latency::p50_p99;
 
 /// Options of the status benchmark.
 #[derive(clap::Parser)]
@@ -20,13 +20,87 @@ pub struct Args {
     /// Messages in the large database.
     #[arg(long, default_value_t = 1_000_000)]
     messages: usize,
+    /// Messages seeded per database when measuring what the triggers cost writers.
+    #[arg(long, default_value_t = 20_000)]
+    write_cost_messages: usize,
     /// Write results as JSON here.
     #[arg(long, default_value = "target/bench/status.json")]
     out: String,
 }
 
+/// Seconds to seed `count` messages (with ledger rows) into a fresh database that has
+/// `migrations` applied, in WAL mode as the runner opens it.
+async fn seed_time(
+    migrations: &[arcana_core::migrations::EmbeddedMigration],
+    count: usize,
+) -> anyhow::Result<f64> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("write-cost.db");
+    {
+        let db = libsql::Builder::new_local(&path).build().await?;
+        let conn = db.connect()?;
+        let mut rows = conn.query("PRAGMA journal_mode = WAL", ()).await?;
+        while rows.next().await?.is_some() {}
+        for m in migrations {
+            conn.execute_batch(m.sql).await?;
+        }
+        conn.execute(
+            "INSERT INTO users (id, username, username_norm, password_hash, role, created_at, updated_at)
+             VALUES ('write-cost-user', 'w', 'w', 'x', 'user', '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z')",
+            (),
+        )
+        .await?;
+    }
+    let users = ["write-cost-user".to_string()];
+    let at = |_| arcana_core::time::now_string();
+    let seed = crate::seed::Seed {
+        users: &users,
+        start: 0,
+        count,
+        at: &at,
+        ledger: true,
+    };
+    let started = std::time::Instant::now();
+    crate::seed::messages(&path, &seed).await?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// What the aggregate triggers cost writers: seeding the same messages with and without
+/// migration 0005, alternately, three times each.
+async fn write_cost(count: usize) -> anyhow::Result<serde_json::Value> {
+    let all = arcana_core::migrations::ALL;
+    let stats = all
+        .iter()
+        .position(|m| m.file_name == "0005_stats.sql")
+        .ok_or_else(|| anyhow::anyhow!("no 0005_stats.sql"))?;
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        without.push(seed_time(&all[..stats], count).await?);
+        with.push(seed_time(all, count).await?);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (a, b) = (median(&mut without), median(&mut with));
+    println!(
+        "write cost: {count} messages + ledger rows in {:.2} s without the stats triggers, {:.2} s with ({:.2}x)",
+        a,
+        b,
+        b / a
+    );
+    Ok(
+        json!({"messages": count, "seconds_without_stats": a, "seconds_with_stats": b, "ratio": b / a}),
+    )
+}
+
 /// Runs the measurements and prints them.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let mut results = serde_json::Map::new();
+    results.insert(
+        "write_cost".into(),
+        write_cost(args.write_cost_messages).await?,
+    );
     let env = Backend::start().await;
     let http = client();
     let mut users = Vec::new();
@@ -57,7 +131,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
 
     let n = args.requests;
-    let mut results = serde_json::Map::new();
     let mut seeded = 0;
     for total in [1_000usize, args.messages] {
         let started = std::time::Instant::now();
@@ -75,19 +148,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             started.elapsed().as_secs_f64()
         );
         seeded = total;
-        let get = |path: &str, token: &str| {
-            let http = http.clone();
-            let token = token.to_string();
-            let url = env.runner.at(path);
-            async move || {
-                http.get(&url)
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .map(|r| r.status().as_u16())
-                    .unwrap_or(599)
-            }
-        };
+        let get = |path: &str, token: &str| crate::latency::get(&http, env.runner.at(path), token);
         let health = p50_p99(n, get("/api/health", "")).await?;
         let own = p50_p99(n, get("/api/arcana/status", &user_token)).await?;
         let all = p50_p99(n, get("/api/arcana/status", &env.admin)).await?;

@@ -201,29 +201,25 @@ impl wit_sqlite::HostConnection for HostState {
 }
 
 async fn run_statement(
-    conn: &libsql::Connection,
+    conn: &arcana_db::PooledConnection,
     statement: &str,
     parameters: Vec<wit_sqlite::Value>,
 ) -> Result<wit_sqlite::QueryResult, wit_sqlite::Error> {
     let params: Vec<libsql::Value> = parameters.into_iter().map(to_libsql).collect();
-    let io = |e: libsql::Error| wit_sqlite::Error::Io(e.to_string());
-    let mut rows = conn
-        .query(statement, libsql::params_from_iter(params))
+    let table = conn
+        .query_all(statement, params)
         .await
-        .map_err(io)?;
-    let count = rows.column_count();
-    let columns = (0..count)
-        .map(|i| rows.column_name(i).unwrap_or_default().to_string())
-        .collect();
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().await.map_err(io)? {
-        let mut values = Vec::with_capacity(count as usize);
-        for i in 0..count {
-            values.push(from_libsql(row.get_value(i).map_err(io)?));
-        }
-        out.push(wit_sqlite::RowResult { values });
-    }
-    Ok(wit_sqlite::QueryResult { columns, rows: out })
+        .map_err(|e| wit_sqlite::Error::Io(e.to_string()))?;
+    Ok(wit_sqlite::QueryResult {
+        columns: table.columns,
+        rows: table
+            .rows
+            .into_iter()
+            .map(|values| wit_sqlite::RowResult {
+                values: values.into_iter().map(from_libsql).collect(),
+            })
+            .collect(),
+    })
 }
 
 fn to_libsql(v: wit_sqlite::Value) -> libsql::Value {

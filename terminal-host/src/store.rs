@@ -328,25 +328,17 @@ fn session_from_row(r: arcana_core::db::Row<'_>) -> Result<SessionRow> {
     })
 }
 
-async fn run(conn: &libsql::Connection, sql: &str, params: Vec<Value>) -> Result<Rows> {
+async fn run(conn: &arcana_db::PooledConnection, sql: &str, params: Vec<Value>) -> Result<Rows> {
     let params: Vec<libsql::Value> = params.into_iter().map(to_libsql).collect();
-    let mut rows = conn
-        .query(sql, libsql::params_from_iter(params))
-        .await
-        .map_err(err)?;
-    let n = rows.column_count();
-    let columns = (0..n)
-        .map(|i| rows.column_name(i).unwrap_or("").to_string())
-        .collect();
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().await.map_err(err)? {
-        let mut values = Vec::with_capacity(n as usize);
-        for i in 0..n {
-            values.push(from_libsql(row.get_value(i).map_err(err)?));
-        }
-        out.push(values);
-    }
-    Ok(Rows { columns, rows: out })
+    let table = conn.query_all(sql, params).await.map_err(err)?;
+    Ok(Rows {
+        columns: table.columns,
+        rows: table
+            .rows
+            .into_iter()
+            .map(|r| r.into_iter().map(from_libsql).collect())
+            .collect(),
+    })
 }
 
 fn to_libsql(v: Value) -> libsql::Value {

@@ -16,5 +16,5 @@ pub mod runtime_config;
 
 pub use config::DatabaseConfig;
 pub use migrate::{Migration, MigrationError, apply_migrations, load_migrations_dir};
-pub use pool::{Pool, PoolError, PooledConnection};
+pub use pool::{Pool, PoolError, PooledConnection, Table};
 pub use runtime_config::RuntimeConfig;
