@@ -448,3 +448,27 @@ async fn usage_is_per_user_and_admins_see_everyone() {
     .await;
     assert_eq!(status, 400);
 }
+
+#[tokio::test]
+async fn a_large_prompt_reaches_the_provider_whole() {
+    // The body is larger than the host's outgoing-body buffer: the component must start
+    // the request before writing it, or the write waits forever (a hang found by the
+    // chat benchmark once a conversation's history passed a few KiB).
+    let env = setup().await;
+    let p = env
+        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+        .await;
+    env.model(&p, "gpt-test", true).await;
+    let long: String = (0..4000).map(|i| format!("w{} ", i % 10)).collect();
+    let started = Instant::now();
+    let (status, answer) = env
+        .complete(json!({"messages": [{"role": "user", "content": long.trim()}]}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let sent = env.stand_in.received().last().unwrap().clone();
+    assert_eq!(
+        sent.body["messages"].as_array().unwrap().last().unwrap()["content"],
+        long.trim()
+    );
+}

@@ -113,7 +113,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 .send()
                 .await
                 .map(|r| r.status().as_u16())
-                .unwrap_or(599)
+                .unwrap_or_else(|e| {
+                    eprintln!("POST /api/chat failed: {e}");
+                    599
+                })
         })
         .await?
     };

@@ -64,27 +64,26 @@ impl Transport for WasiTransport {
             .set_path_with_query(Some(path))
             .map_err(|_| bad("path"))?;
         let body = outgoing.body().map_err(|_| bad("body"))?;
-        {
-            let stream = body.write().map_err(|_| bad("body stream"))?;
-            for chunk in req.body.chunks(WRITE_CHUNK) {
-                stream
-                    .blocking_write_and_flush(chunk)
-                    .map_err(|e| TransportError::Io(format!("{e:?}")))?;
-            }
-        }
         let options = RequestOptions::new();
         let nanos = req.timeout.as_nanos().min(u64::MAX as u128) as u64;
         let _ = options.set_connect_timeout(Some(nanos));
         let _ = options.set_first_byte_timeout(Some(nanos));
         let _ = options.set_between_bytes_timeout(Some(nanos));
+        // Send first, then write the body: the host consumes the body only once the
+        // request is under way, so a body larger than its buffer written beforehand
+        // would wait forever for a flush.
         let future = outgoing_handler::handle(outgoing, Some(options)).map_err(transport_error)?;
-        OutgoingBody::finish(body, None).map_err(transport_error)?;
+        let written = write_body(&body, &req.body);
+        let finished = OutgoingBody::finish(body, None);
         future.subscribe().block();
+        // A failed request explains a failed body write better than the write does.
         let response = match future.get() {
             Some(Ok(Ok(r))) => r,
             Some(Ok(Err(e))) => return Err(transport_error(e)),
             _ => return Err(TransportError::Io("response future failed".into())),
         };
+        written?;
+        finished.map_err(transport_error)?;
         let status = response.status();
         let headers = response
             .headers()
@@ -105,6 +104,19 @@ impl Transport for WasiTransport {
             _body: incoming,
         }))
     }
+}
+
+/// Writes a request body in chunks, blocking until each is flushed to the host.
+fn write_body(body: &OutgoingBody, bytes: &[u8]) -> Result<(), TransportError> {
+    let stream = body
+        .write()
+        .map_err(|_| TransportError::Io("cannot open the request body".into()))?;
+    for chunk in bytes.chunks(WRITE_CHUNK) {
+        stream
+            .blocking_write_and_flush(chunk)
+            .map_err(|e| TransportError::Io(format!("{e:?}")))?;
+    }
+    Ok(())
 }
 
 /// A response being read. Field order matters: the stream must drop before its body.
