@@ -73,28 +73,14 @@ pub async fn caller(state: &AppState, headers: &HeaderMap) -> Result<AuthUser, H
     authorize(state, &token).await
 }
 
-/// Checks a Prometheus scraper: the metrics token, or an admin's access token.
+/// Checks a Prometheus scraper (see [`arcana_core::auth::authorize_scrape`]).
 pub async fn authorize_scrape(state: &AppState, headers: &HeaderMap) -> Result<(), HttpError> {
-    use subtle::ConstantTimeEq;
-    let token = header_token(headers).ok_or_else(|| {
-        ApiError::unauthorized(
-            "missing_token",
-            "Send the metrics token or an admin's access token: Authorization: Bearer <token>.",
-        )
-    })?;
-    if let Some(expected) = &state.settings.metrics_token
-        && bool::from(token.as_bytes().ct_eq(expected.as_bytes()))
-    {
-        return Ok(());
-    }
     let db = state.store.blocking_db().await?;
-    let user = authenticate_token(&db, &state.settings, &token)?;
-    crate::access::set_user(user.id());
-    if user.user.role != arcana_core::auth::permissions::Role::Admin {
-        return Err(HttpError(ApiError::forbidden(
-            "admin_required",
-            "Only an admin (or the metrics token) may read metrics.",
-        )));
+    let token = header_token(headers);
+    if let Some(admin) =
+        arcana_core::auth::authorize_scrape(&db, &state.settings, token.as_deref())?
+    {
+        crate::access::set_user(admin.id());
     }
     Ok(())
 }

@@ -2,7 +2,6 @@
 //! (Prometheus), both served by the `system` component from the aggregate tables.
 
 use serde::Serialize;
-use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use super::Ctx;
@@ -107,29 +106,6 @@ pub fn status(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiR
     Ok(ApiResponse::json(200, &status).with_header("cache-control", "no-store"))
 }
 
-/// Checks a scraper's credentials: the `metrics_token` variable, or an admin's access token.
-fn authorize_scrape(ctx: &Ctx<'_>, req: &ApiRequest) -> ApiResult<()> {
-    let token = bearer_token(req).ok_or_else(|| {
-        ApiError::unauthorized(
-            "missing_token",
-            "Send the metrics token or an admin's access token: Authorization: Bearer <token>.",
-        )
-    })?;
-    if let Some(expected) = &ctx.settings.metrics_token
-        && bool::from(token.as_bytes().ct_eq(expected.as_bytes()))
-    {
-        return Ok(());
-    }
-    let caller = ctx.authenticate(req)?;
-    if caller.user.role != Role::Admin {
-        return Err(ApiError::forbidden(
-            "admin_required",
-            "Only an admin (or the metrics token) may read metrics.",
-        ));
-    }
-    Ok(())
-}
-
 /// Prometheus text exposition of Arcana's figures. Under `arcana up` the runner appends
 /// its request metrics and terminal-host's live figures to this body.
 #[utoipa::path(get, path = "/metrics", tag = "system",
@@ -137,7 +113,9 @@ fn authorize_scrape(ctx: &Ctx<'_>, req: &ApiRequest) -> ApiResult<()> {
               (status = 401), (status = 403)),
     security(("bearer" = [])))]
 pub fn metrics(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
-    authorize_scrape(ctx, req)?;
+    if let Some(admin) = crate::auth::authorize_scrape(ctx.db, ctx.settings, bearer_token(req))? {
+        *ctx.user_id.borrow_mut() = Some(admin.id().to_string());
+    }
     let mut out = Exposition::default();
     out.family(
         "arcana_build_info",

@@ -61,6 +61,36 @@ pub fn authenticate(db: &dyn Db, settings: &Settings, req: &ApiRequest) -> ApiRe
     authenticate_token(db, settings, token)
 }
 
+/// Who may read Prometheus metrics: a bearer token equal to the `metrics_token` variable
+/// (compared in constant time), or an admin's access token. Returns the admin when one
+/// signed in, for the request log.
+pub fn authorize_scrape(
+    db: &dyn Db,
+    settings: &Settings,
+    token: Option<&str>,
+) -> ApiResult<Option<AuthUser>> {
+    use subtle::ConstantTimeEq;
+    let token = token.ok_or_else(|| {
+        ApiError::unauthorized(
+            "missing_token",
+            "Send the metrics token or an admin's access token: Authorization: Bearer <token>.",
+        )
+    })?;
+    if let Some(expected) = &settings.metrics_token
+        && bool::from(token.as_bytes().ct_eq(expected.as_bytes()))
+    {
+        return Ok(None);
+    }
+    let user = authenticate_token(db, settings, token)?;
+    if user.user.role != permissions::Role::Admin {
+        return Err(ApiError::forbidden(
+            "admin_required",
+            "Only an admin (or the metrics token) may read metrics.",
+        ));
+    }
+    Ok(Some(user))
+}
+
 /// Like [`authenticate`], for a token that came another way (a WebSocket query parameter).
 pub fn authenticate_token(db: &dyn Db, settings: &Settings, token: &str) -> ApiResult<AuthUser> {
     let claims = token::verify(&settings.jwt_secret, token)?;
