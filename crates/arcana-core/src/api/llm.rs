@@ -238,18 +238,45 @@ pub fn delete_provider(
     req: &ApiRequest,
     params: &PathParams,
 ) -> ApiResult<ApiResponse> {
+    delete_unused(
+        ctx,
+        req,
+        params,
+        "provider",
+        |id| Ok(catalog::get_provider(ctx.db, id)?.is_some()),
+        |id| {
+            let n = catalog::provider_model_count(ctx.db, id)?;
+            if n > 0 {
+                return Err(ApiError::conflict(
+                    "provider_in_use",
+                    format!("The provider has {n} models; delete them first."),
+                ));
+            }
+            Ok(())
+        },
+        |id| catalog::delete_provider(ctx.db, id),
+    )
+}
+
+/// Deletes a catalog row in one transaction (admins only): 404 when it does not exist,
+/// `in_use`'s 409 while something still refers to it, else 204.
+fn delete_unused(
+    ctx: &Ctx<'_>,
+    req: &ApiRequest,
+    params: &PathParams,
+    what: &'static str,
+    exists: impl Fn(&str) -> ApiResult<bool>,
+    in_use: impl Fn(&str) -> ApiResult<()>,
+    delete: impl Fn(&str) -> Result<(), DbError>,
+) -> ApiResult<ApiResponse> {
     admin(ctx, req)?;
-    let id = uuid_param(params.get("id")?, "provider")?;
+    let id = uuid_param(params.get("id")?, what)?;
     transaction(ctx.db, || {
-        catalog::get_provider(ctx.db, &id)?.ok_or_else(|| ApiError::not_found("provider"))?;
-        let n = catalog::provider_model_count(ctx.db, &id)?;
-        if n > 0 {
-            return Err(ApiError::conflict(
-                "provider_in_use",
-                format!("The provider has {n} models; delete them first."),
-            ));
+        if !exists(&id)? {
+            return Err(ApiError::not_found(what));
         }
-        catalog::delete_provider(ctx.db, &id)?;
+        in_use(&id)?;
+        delete(&id)?;
         Ok(())
     })?;
     Ok(ApiResponse::no_content())
@@ -406,21 +433,24 @@ pub fn delete_model(
     req: &ApiRequest,
     params: &PathParams,
 ) -> ApiResult<ApiResponse> {
-    admin(ctx, req)?;
-    let id = uuid_param(params.get("id")?, "model")?;
-    transaction(ctx.db, || {
-        catalog::get_model(ctx.db, &id)?.ok_or_else(|| ApiError::not_found("model"))?;
-        let rules = catalog::rules_using_model(ctx.db, &id)?;
-        if !rules.is_empty() {
-            return Err(ApiError::conflict(
-                "model_in_use",
-                format!("Routing rules use this model: {}.", rules.join(", ")),
-            ));
-        }
-        catalog::delete_model(ctx.db, &id)?;
-        Ok(())
-    })?;
-    Ok(ApiResponse::no_content())
+    delete_unused(
+        ctx,
+        req,
+        params,
+        "model",
+        |id| Ok(catalog::get_model(ctx.db, id)?.is_some()),
+        |id| {
+            let rules = catalog::rules_using_model(ctx.db, id)?;
+            if !rules.is_empty() {
+                return Err(ApiError::conflict(
+                    "model_in_use",
+                    format!("Routing rules use this model: {}.", rules.join(", ")),
+                ));
+            }
+            Ok(())
+        },
+        |id| catalog::delete_model(ctx.db, id),
+    )
 }
 
 /// Who may use a model (empty lists: everyone).
