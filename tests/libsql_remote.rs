@@ -9,6 +9,7 @@ use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use arcana_tests::both_hosts;
 use arcana_tests::{Runner, RunnerOptions, client};
 use serde_json::{Value, json};
 
@@ -108,46 +109,47 @@ fn remote_options(sqld: &Sqld) -> RunnerOptions {
     }
 }
 
-#[tokio::test]
-async fn the_backend_runs_on_a_remote_libsql_server() {
-    let Some(sqld) = start_sqld() else { return };
-    let http = client();
-    {
+both_hosts! {
+    async fn the_backend_runs_on_a_remote_libsql_server() {
+        let Some(sqld) = start_sqld() else { return };
+        let http = client();
+        {
+            let runner = Runner::start_with(remote_options(&sqld));
+            let resp = http
+                .post(runner.at("/api/auth/register"))
+                .json(&json!({"username": "remote", "password": "remote password"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 201, "{}", runner.log());
+            let health: Value = http
+                .get(runner.at("/api/health"))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(health["database"]["ok"], true);
+            assert!(
+                !runner.db_path().exists(),
+                "no local database file may be created"
+            );
+        }
+        // A second runner with its own temp folder sees the same data: it lives in sqld.
         let runner = Runner::start_with(remote_options(&sqld));
         let resp = http
-            .post(runner.at("/api/auth/register"))
+            .post(runner.at("/api/auth/login"))
             .json(&json!({"username": "remote", "password": "remote password"}))
             .send()
             .await
             .unwrap();
-        assert_eq!(resp.status(), 201, "{}", runner.log());
-        let health: Value = http
-            .get(runner.at("/api/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(health["database"]["ok"], true);
+        assert_eq!(resp.status(), 200, "{}", runner.log());
+        // Re-running migrations against the server was a no-op.
         assert!(
-            !runner.db_path().exists(),
-            "no local database file may be created"
+            !runner.log().contains("applied migration"),
+            "{}",
+            runner.log()
         );
     }
-    // A second runner with its own temp folder sees the same data: it lives in sqld.
-    let runner = Runner::start_with(remote_options(&sqld));
-    let resp = http
-        .post(runner.at("/api/auth/login"))
-        .json(&json!({"username": "remote", "password": "remote password"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200, "{}", runner.log());
-    // Re-running migrations against the server was a no-op.
-    assert!(
-        !runner.log().contains("applied migration"),
-        "{}",
-        runner.log()
-    );
 }

@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use arcana_tests::backend::{Backend, PROVIDER_KEY as KEY};
+use arcana_tests::both_hosts;
 use arcana_tests::{call, client};
 use futures::StreamExt;
 use reqwest::StatusCode;
@@ -98,377 +99,386 @@ impl Env {
     }
 }
 
-#[tokio::test]
-async fn plain_openai_call_with_usage_cost_and_the_decrypted_key() {
-    let env = setup().await;
-    let p = env
-        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
-        .await;
-    env.model(&p, "gpt-test", true).await;
-    call(
-        &env.runner,
-        "PUT",
-        "/api/arcana/llm/preferences",
-        &env.admin,
-        Some(json!({"system_prompt": "Answer in haiku.", "temperature": 0.3})),
-    )
-    .await;
-
-    let (status, r) = env
-        .complete(json!({"messages": [{"role": "user", "content": "hello there"}]}))
-        .await;
-    assert_eq!(status, 200, "{r}");
-    assert_eq!(r["content"], "echo: hello there");
-    assert_eq!(r["model_name"], "gpt-test");
-    let (pt, ct) = (
-        r["usage"]["prompt_tokens"].as_i64().unwrap(),
-        r["usage"]["completion_tokens"].as_i64().unwrap(),
-    );
-    assert!(pt > 0 && ct == 3);
-    let expected = pt as f64 * 0.001 + ct as f64 * 0.002;
-    assert!((r["cost"].as_f64().unwrap() - expected).abs() < 1e-9);
-
-    let sent = &env.stand_in.received()[0];
-    assert_eq!(sent.path, "/v1/chat/completions");
-    assert!(
-        sent.headers
-            .iter()
-            .any(|(k, v)| k == "authorization" && v == &format!("Bearer {KEY}"))
-    );
-    assert_eq!(
-        sent.body["messages"][0],
-        json!({"role": "system", "content": "Answer in haiku."})
-    );
-    assert_eq!(sent.body["temperature"], 0.3);
-
-    let usage = env.usage().await;
-    assert_eq!(usage["rows"][0]["calls"], 1);
-    assert_eq!(usage["rows"][0]["prompt_tokens"].as_i64(), Some(pt));
-    assert!(
-        !env.runner.log().contains(KEY),
-        "the key must never be logged"
-    );
-}
-
-#[tokio::test]
-async fn streamed_calls_for_both_wire_formats_record_usage() {
-    let env = setup().await;
-    let oa = env
-        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
-        .await;
-    let an = env
-        .provider("an", "anthropic", &env.stand_in.url(), 10)
-        .await;
-    env.model(&oa, "gpt-test", true).await;
-    env.model(&an, "claude-test", false).await;
-
-    let (deltas, event, done) = env
-        .stream(json!({"messages": [{"role": "user", "content": "one two three"}], "stream": true}))
-        .await;
-    assert_eq!(deltas, "echo: one two three");
-    assert_eq!(event, "done");
-    assert_eq!(done["usage"]["completion_tokens"], 4);
-    assert!(done["usage"]["prompt_tokens"].as_i64().unwrap() > 0);
-    let openai_req = env.stand_in.received().last().unwrap().clone();
-    assert_eq!(openai_req.body["stream_options"]["include_usage"], true);
-
-    let (deltas, event, done) = env
-        .stream(json!({"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}], "model": "claude-test", "stream": true}))
-        .await;
-    assert_eq!((deltas.as_str(), event.as_str()), ("echo: hi", "done"));
-    assert_eq!(done["model_name"], "claude-test");
-    assert_eq!(done["usage"]["completion_tokens"], 2);
-    let sent = env.stand_in.received().last().unwrap().clone();
-    assert_eq!(sent.path, "/v1/messages");
-    assert_eq!(sent.body["system"], "sys");
-    assert!(
-        sent.headers
-            .iter()
-            .any(|(k, v)| k == "x-api-key" && v == KEY)
-    );
-
-    let usage = env.usage().await;
-    let total_calls: i64 = usage["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["calls"].as_i64().unwrap())
-        .sum();
-    assert_eq!(total_calls, 2);
-    assert!(usage["total_cost"].as_f64().unwrap() > 0.0);
-}
-
-#[tokio::test]
-async fn rate_limits_are_retried_after_the_providers_delay() {
-    let env = setup().await;
-    let p = env
-        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
-        .await;
-    env.model(&p, "flaky-429", true).await;
-    let started = Instant::now();
-    let (status, r) = env
-        .complete(json!({"messages": [{"role": "user", "content": "x"}]}))
-        .await;
-    assert_eq!(status, 200, "{r}");
-    assert_eq!(r["attempts"], 2);
-    assert!(
-        started.elapsed() >= Duration::from_secs(1),
-        "Retry-After was not honoured"
-    );
-    let usage = env.usage().await;
-    assert_eq!(
-        (
-            usage["rows"][0]["calls"].as_i64(),
-            usage["rows"][0]["errors"].as_i64()
-        ),
-        (Some(2), Some(1))
-    );
-}
-
-#[tokio::test]
-async fn failures_fall_back_to_the_next_model_before_any_output() {
-    let env = setup().await;
-    let p = env
-        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
-        .await;
-    let broken = env.model(&p, "fail-500", false).await;
-    let good = env.model(&p, "gpt-good", false).await;
-    let (status, _) = call(&env.runner, "POST", "/api/arcana/llm/routing-rules", &env.admin,
-        Some(json!({"name": "primary", "priority": 1, "target_model_id": broken, "fallback_model_ids": [good]}))).await;
-    assert_eq!(status, 201);
-    let (status, r) = env
-        .complete(json!({"messages": [{"role": "user", "content": "help"}]}))
-        .await;
-    assert_eq!(status, 200, "{r}");
-    assert_eq!(r["model_name"], "gpt-good");
-    assert_eq!(
-        r["attempts"], 3,
-        "two tries of the broken model (500 is retryable), then the fallback"
-    );
-    let (deltas, event, done) = env
-        .stream(json!({"messages": [{"role": "user", "content": "again"}], "stream": true}))
-        .await;
-    assert_eq!((deltas.as_str(), event.as_str()), ("echo: again", "done"));
-    assert_eq!(done["model_name"], "gpt-good");
-}
-
-#[tokio::test]
-async fn provider_errors_map_to_stable_codes() {
-    let env = setup().await;
-    let p = env
-        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 1)
-        .await;
-    for (model, status, code) in [
-        ("fail-401", 502, "invalid_api_key"),
-        ("malformed", 502, "malformed_response"),
-        ("slow", 504, "upstream_timeout"),
-    ] {
-        env.model(&p, model, false).await;
-        let (s, e) = env
-            .complete(json!({"messages": [{"role": "user", "content": "x"}], "model": model}))
+both_hosts! {
+    async fn plain_openai_call_with_usage_cost_and_the_decrypted_key() {
+        let env = setup().await;
+        let p = env
+            .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
             .await;
+        env.model(&p, "gpt-test", true).await;
+        call(
+            &env.runner,
+            "PUT",
+            "/api/arcana/llm/preferences",
+            &env.admin,
+            Some(json!({"system_prompt": "Answer in haiku.", "temperature": 0.3})),
+        )
+        .await;
+
+        let (status, r) = env
+            .complete(json!({"messages": [{"role": "user", "content": "hello there"}]}))
+            .await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["content"], "echo: hello there");
+        assert_eq!(r["model_name"], "gpt-test");
+        let (pt, ct) = (
+            r["usage"]["prompt_tokens"].as_i64().unwrap(),
+            r["usage"]["completion_tokens"].as_i64().unwrap(),
+        );
+        assert!(pt > 0 && ct == 3);
+        let expected = pt as f64 * 0.001 + ct as f64 * 0.002;
+        assert!((r["cost"].as_f64().unwrap() - expected).abs() < 1e-9);
+
+        let sent = &env.stand_in.received()[0];
+        assert_eq!(sent.path, "/v1/chat/completions");
+        assert!(
+            sent.headers
+                .iter()
+                .any(|(k, v)| k == "authorization" && v == &format!("Bearer {KEY}"))
+        );
         assert_eq!(
-            (s.as_u16(), e["code"].as_str()),
-            (status, Some(code)),
-            "{model}: {e}"
+            sent.body["messages"][0],
+            json!({"role": "system", "content": "Answer in haiku."})
+        );
+        assert_eq!(sent.body["temperature"], 0.3);
+
+        let usage = env.usage().await;
+        assert_eq!(usage["rows"][0]["calls"], 1);
+        assert_eq!(usage["rows"][0]["prompt_tokens"].as_i64(), Some(pt));
+        assert!(
+            !env.runner.log().contains(KEY),
+            "the key must never be logged"
         );
     }
-    let an = env
-        .provider("an", "anthropic", &env.stand_in.url(), 5)
-        .await;
-    env.model(&an, "too-long", false).await; // same name on both providers
-    env.model(&p, "too-long", false).await;
-    let (_, models) = call(
-        &env.runner,
-        "GET",
-        "/api/arcana/llm/models",
-        &env.admin,
-        None,
-    )
-    .await;
-    for m in models
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|m| m["model_name"] == "too-long")
-    {
-        let (s, e) = env
-            .complete(json!({"messages": [{"role": "user", "content": "x"}], "model": m["id"]}))
+}
+
+both_hosts! {
+    async fn streamed_calls_for_both_wire_formats_record_usage() {
+        let env = setup().await;
+        let oa = env
+            .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
             .await;
+        let an = env
+            .provider("an", "anthropic", &env.stand_in.url(), 10)
+            .await;
+        env.model(&oa, "gpt-test", true).await;
+        env.model(&an, "claude-test", false).await;
+
+        let (deltas, event, done) = env
+            .stream(json!({"messages": [{"role": "user", "content": "one two three"}], "stream": true}))
+            .await;
+        assert_eq!(deltas, "echo: one two three");
+        assert_eq!(event, "done");
+        assert_eq!(done["usage"]["completion_tokens"], 4);
+        assert!(done["usage"]["prompt_tokens"].as_i64().unwrap() > 0);
+        let openai_req = env.stand_in.received().last().unwrap().clone();
+        assert_eq!(openai_req.body["stream_options"]["include_usage"], true);
+
+        let (deltas, event, done) = env
+            .stream(json!({"messages": [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi"}], "model": "claude-test", "stream": true}))
+            .await;
+        assert_eq!((deltas.as_str(), event.as_str()), ("echo: hi", "done"));
+        assert_eq!(done["model_name"], "claude-test");
+        assert_eq!(done["usage"]["completion_tokens"], 2);
+        let sent = env.stand_in.received().last().unwrap().clone();
+        assert_eq!(sent.path, "/v1/messages");
+        assert_eq!(sent.body["system"], "sys");
+        assert!(
+            sent.headers
+                .iter()
+                .any(|(k, v)| k == "x-api-key" && v == KEY)
+        );
+
+        let usage = env.usage().await;
+        let total_calls: i64 = usage["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["calls"].as_i64().unwrap())
+            .sum();
+        assert_eq!(total_calls, 2);
+        assert!(usage["total_cost"].as_f64().unwrap() > 0.0);
+    }
+}
+
+both_hosts! {
+    async fn rate_limits_are_retried_after_the_providers_delay() {
+        let env = setup().await;
+        let p = env
+            .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+            .await;
+        env.model(&p, "flaky-429", true).await;
+        let started = Instant::now();
+        let (status, r) = env
+            .complete(json!({"messages": [{"role": "user", "content": "x"}]}))
+            .await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["attempts"], 2);
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "Retry-After was not honoured"
+        );
+        let usage = env.usage().await;
         assert_eq!(
-            (s.as_u16(), e["code"].as_str()),
-            (422, Some("context_too_long")),
-            "{}: {e}",
-            m["provider_name"]
+            (
+                usage["rows"][0]["calls"].as_i64(),
+                usage["rows"][0]["errors"].as_i64()
+            ),
+            (Some(2), Some(1))
         );
     }
-    // A stream cut after output started cannot fall back: the client gets an error event.
-    env.model(&p, "cut", false).await;
-    let (deltas, event, data) = env.stream(json!({"messages": [{"role": "user", "content": "a b"}], "model": "cut", "stream": true})).await;
-    assert_eq!(deltas, "echo: a b");
-    assert_eq!(
-        (event.as_str(), data["code"].as_str()),
-        ("error", Some("malformed_response"))
-    );
 }
 
-#[tokio::test]
-async fn hosts_outside_allowed_outbound_hosts_are_refused() {
-    let env = setup().await;
-    let other = arcana_tests::stand_in::StandIn::start().await;
-    let p = env
-        .provider("elsewhere", "openai", &format!("{}/v1", other.url()), 5)
-        .await;
-    env.model(&p, "gpt-test", true).await;
-    let (status, e) = env
-        .complete(json!({"messages": [{"role": "user", "content": "x"}]}))
-        .await;
-    assert_eq!(
-        (status.as_u16(), e["code"].as_str()),
-        (502, Some("host_not_allowed"))
-    );
-    assert!(
-        other.received().is_empty(),
-        "the request must not leave the runner"
-    );
+both_hosts! {
+    async fn failures_fall_back_to_the_next_model_before_any_output() {
+        let env = setup().await;
+        let p = env
+            .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+            .await;
+        let broken = env.model(&p, "fail-500", false).await;
+        let good = env.model(&p, "gpt-good", false).await;
+        let (status, _) = call(&env.runner, "POST", "/api/arcana/llm/routing-rules", &env.admin,
+            Some(json!({"name": "primary", "priority": 1, "target_model_id": broken, "fallback_model_ids": [good]}))).await;
+        assert_eq!(status, 201);
+        let (status, r) = env
+            .complete(json!({"messages": [{"role": "user", "content": "help"}]}))
+            .await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(r["model_name"], "gpt-good");
+        assert_eq!(
+            r["attempts"], 3,
+            "two tries of the broken model (500 is retryable), then the fallback"
+        );
+        let (deltas, event, done) = env
+            .stream(json!({"messages": [{"role": "user", "content": "again"}], "stream": true}))
+            .await;
+        assert_eq!((deltas.as_str(), event.as_str()), ("echo: again", "done"));
+        assert_eq!(done["model_name"], "gpt-good");
+    }
 }
 
-#[tokio::test]
-async fn a_spent_budget_refuses_further_calls() {
-    let env = setup().await;
-    let p = env
-        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+both_hosts! {
+    async fn provider_errors_map_to_stable_codes() {
+        let env = setup().await;
+        let p = env
+            .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 1)
+            .await;
+        for (model, status, code) in [
+            ("fail-401", 502, "invalid_api_key"),
+            ("malformed", 502, "malformed_response"),
+            ("slow", 504, "upstream_timeout"),
+        ] {
+            env.model(&p, model, false).await;
+            let (s, e) = env
+                .complete(json!({"messages": [{"role": "user", "content": "x"}], "model": model}))
+                .await;
+            assert_eq!(
+                (s.as_u16(), e["code"].as_str()),
+                (status, Some(code)),
+                "{model}: {e}"
+            );
+        }
+        let an = env
+            .provider("an", "anthropic", &env.stand_in.url(), 5)
+            .await;
+        env.model(&an, "too-long", false).await; // same name on both providers
+        env.model(&p, "too-long", false).await;
+        let (_, models) = call(
+            &env.runner,
+            "GET",
+            "/api/arcana/llm/models",
+            &env.admin,
+            None,
+        )
         .await;
-    env.model(&p, "gpt-test", true).await;
-    let (_, me) = call(&env.runner, "GET", "/api/auth/me", &env.admin, None).await;
-    let id = me["id"].as_str().unwrap();
-    let (status, _) = call(
-        &env.runner,
-        "PUT",
-        &format!("/api/arcana/llm/budgets/{id}"),
-        &env.admin,
-        Some(json!({"monthly_usd": 0.0001})),
-    )
-    .await;
-    assert_eq!(status, 204);
-    let (status, _) = env
-        .complete(json!({"messages": [{"role": "user", "content": "first"}]}))
-        .await;
-    assert_eq!(status, 200);
-    let (status, e) = env
-        .complete(json!({"messages": [{"role": "user", "content": "second"}]}))
-        .await;
-    assert_eq!(
-        (status.as_u16(), e["code"].as_str()),
-        (402, Some("budget_exceeded"))
-    );
-    assert_eq!(
-        env.stand_in.received().len(),
-        1,
-        "a refused call never reaches the provider"
-    );
-    let usage = env.usage().await;
-    assert_eq!(usage["monthly_budget_usd"], 0.0001);
+        for m in models
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["model_name"] == "too-long")
+        {
+            let (s, e) = env
+                .complete(json!({"messages": [{"role": "user", "content": "x"}], "model": m["id"]}))
+                .await;
+            assert_eq!(
+                (s.as_u16(), e["code"].as_str()),
+                (422, Some("context_too_long")),
+                "{}: {e}",
+                m["provider_name"]
+            );
+        }
+        // A stream cut after output started cannot fall back: the client gets an error event.
+        env.model(&p, "cut", false).await;
+        let (deltas, event, data) = env.stream(json!({"messages": [{"role": "user", "content": "a b"}], "model": "cut", "stream": true})).await;
+        assert_eq!(deltas, "echo: a b");
+        assert_eq!(
+            (event.as_str(), data["code"].as_str()),
+            ("error", Some("malformed_response"))
+        );
+    }
 }
 
-#[tokio::test]
-async fn usage_is_per_user_and_admins_see_everyone() {
-    let env = setup().await;
-    let p = env
-        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
-        .await;
-    env.model(&p, "gpt-test", true).await;
-    let (status, u) = call(
-        &env.runner,
-        "POST",
-        "/api/admin/users",
-        &env.admin,
-        Some(json!({"username": "carol", "password": "carol password"})),
-    )
-    .await;
-    assert_eq!(status, 201);
-    let carol_id = u["id"].as_str().unwrap().to_string();
-    let login: Value = client()
-        .post(env.runner.at("/api/auth/login"))
-        .json(&json!({"username": "carol", "password": "carol password"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let carol = login["access_token"].as_str().unwrap().to_string();
-    let (status, _) = call(
-        &env.runner,
-        "POST",
-        "/api/arcana/llm/complete",
-        &carol,
-        Some(json!({"messages": [{"role": "user", "content": "mine"}]})),
-    )
-    .await;
-    assert_eq!(status, 200);
-    env.complete(json!({"messages": [{"role": "user", "content": "admin's"}]}))
-        .await;
-
-    let (_, own) = call(&env.runner, "GET", "/api/arcana/llm/usage", &carol, None).await;
-    assert_eq!(own["rows"].as_array().unwrap().len(), 1);
-    assert!(own["rows"][0].get("user_id").is_none());
-    let (status, _) = call(
-        &env.runner,
-        "GET",
-        "/api/arcana/llm/usage?all=true",
-        &carol,
-        None,
-    )
-    .await;
-    assert_eq!(status, 403);
-    let (_, all) = call(
-        &env.runner,
-        "GET",
-        "/api/arcana/llm/usage?all=true&days=7",
-        &env.admin,
-        None,
-    )
-    .await;
-    let users: Vec<&str> = all["rows"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["user_id"].as_str().unwrap())
-        .collect();
-    assert_eq!(users.len(), 2);
-    assert!(users.contains(&carol_id.as_str()));
-    let (status, _) = call(
-        &env.runner,
-        "GET",
-        "/api/arcana/llm/usage?days=0",
-        &env.admin,
-        None,
-    )
-    .await;
-    assert_eq!(status, 400);
+both_hosts! {
+    async fn hosts_outside_allowed_outbound_hosts_are_refused() {
+        let env = setup().await;
+        let other = arcana_tests::stand_in::StandIn::start().await;
+        let p = env
+            .provider("elsewhere", "openai", &format!("{}/v1", other.url()), 5)
+            .await;
+        env.model(&p, "gpt-test", true).await;
+        let (status, e) = env
+            .complete(json!({"messages": [{"role": "user", "content": "x"}]}))
+            .await;
+        assert_eq!(
+            (status.as_u16(), e["code"].as_str()),
+            (502, Some("host_not_allowed"))
+        );
+        assert!(
+            other.received().is_empty(),
+            "the request must not leave the runner"
+        );
+    }
 }
 
-#[tokio::test]
-async fn a_large_prompt_reaches_the_provider_whole() {
-    // The body is larger than the host's outgoing-body buffer: the component must start
-    // the request before writing it, or the write waits forever (a hang found by the
-    // chat benchmark once a conversation's history passed a few KiB).
-    let env = setup().await;
-    let p = env
-        .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+both_hosts! {
+    async fn a_spent_budget_refuses_further_calls() {
+        let env = setup().await;
+        let p = env
+            .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+            .await;
+        env.model(&p, "gpt-test", true).await;
+        let (_, me) = call(&env.runner, "GET", "/api/auth/me", &env.admin, None).await;
+        let id = me["id"].as_str().unwrap();
+        let (status, _) = call(
+            &env.runner,
+            "PUT",
+            &format!("/api/arcana/llm/budgets/{id}"),
+            &env.admin,
+            Some(json!({"monthly_usd": 0.0001})),
+        )
         .await;
-    env.model(&p, "gpt-test", true).await;
-    let long: String = (0..4000).map(|i| format!("w{} ", i % 10)).collect();
-    let started = Instant::now();
-    let (status, answer) = env
-        .complete(json!({"messages": [{"role": "user", "content": long.trim()}]}))
+        assert_eq!(status, 204);
+        let (status, _) = env
+            .complete(json!({"messages": [{"role": "user", "content": "first"}]}))
+            .await;
+        assert_eq!(status, 200);
+        let (status, e) = env
+            .complete(json!({"messages": [{"role": "user", "content": "second"}]}))
+            .await;
+        assert_eq!(
+            (status.as_u16(), e["code"].as_str()),
+            (402, Some("budget_exceeded"))
+        );
+        assert_eq!(
+            env.stand_in.received().len(),
+            1,
+            "a refused call never reaches the provider"
+        );
+        let usage = env.usage().await;
+        assert_eq!(usage["monthly_budget_usd"], 0.0001);
+    }
+}
+
+both_hosts! {
+    async fn usage_is_per_user_and_admins_see_everyone() {
+        let env = setup().await;
+        let p = env
+            .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+            .await;
+        env.model(&p, "gpt-test", true).await;
+        let (status, u) = call(
+            &env.runner,
+            "POST",
+            "/api/admin/users",
+            &env.admin,
+            Some(json!({"username": "carol", "password": "carol password"})),
+        )
         .await;
-    assert_eq!(status, 200, "{answer}");
-    assert!(started.elapsed() < Duration::from_secs(10));
-    let sent = env.stand_in.received().last().unwrap().clone();
-    assert_eq!(
-        sent.body["messages"].as_array().unwrap().last().unwrap()["content"],
-        long.trim()
-    );
+        assert_eq!(status, 201);
+        let carol_id = u["id"].as_str().unwrap().to_string();
+        let login: Value = client()
+            .post(env.runner.at("/api/auth/login"))
+            .json(&json!({"username": "carol", "password": "carol password"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let carol = login["access_token"].as_str().unwrap().to_string();
+        let (status, _) = call(
+            &env.runner,
+            "POST",
+            "/api/arcana/llm/complete",
+            &carol,
+            Some(json!({"messages": [{"role": "user", "content": "mine"}]})),
+        )
+        .await;
+        assert_eq!(status, 200);
+        env.complete(json!({"messages": [{"role": "user", "content": "admin's"}]}))
+            .await;
+
+        let (_, own) = call(&env.runner, "GET", "/api/arcana/llm/usage", &carol, None).await;
+        assert_eq!(own["rows"].as_array().unwrap().len(), 1);
+        assert!(own["rows"][0].get("user_id").is_none());
+        let (status, _) = call(
+            &env.runner,
+            "GET",
+            "/api/arcana/llm/usage?all=true",
+            &carol,
+            None,
+        )
+        .await;
+        assert_eq!(status, 403);
+        let (_, all) = call(
+            &env.runner,
+            "GET",
+            "/api/arcana/llm/usage?all=true&days=7",
+            &env.admin,
+            None,
+        )
+        .await;
+        let users: Vec<&str> = all["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["user_id"].as_str().unwrap())
+            .collect();
+        assert_eq!(users.len(), 2);
+        assert!(users.contains(&carol_id.as_str()));
+        let (status, _) = call(
+            &env.runner,
+            "GET",
+            "/api/arcana/llm/usage?days=0",
+            &env.admin,
+            None,
+        )
+        .await;
+        assert_eq!(status, 400);
+    }
+}
+
+both_hosts! {
+    async fn a_large_prompt_reaches_the_provider_whole() {
+        // The body is larger than the host's outgoing-body buffer: the component must start
+        // the request before writing it, or the write waits forever (a hang found by the
+        // chat benchmark once a conversation's history passed a few KiB).
+        let env = setup().await;
+        let p = env
+            .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+            .await;
+        env.model(&p, "gpt-test", true).await;
+        let long: String = (0..4000).map(|i| format!("w{} ", i % 10)).collect();
+        let started = Instant::now();
+        let (status, answer) = env
+            .complete(json!({"messages": [{"role": "user", "content": long.trim()}]}))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let sent = env.stand_in.received().last().unwrap().clone();
+        assert_eq!(
+            sent.body["messages"].as_array().unwrap().last().unwrap()["content"],
+            long.trim()
+        );
+    }
 }

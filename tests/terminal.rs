@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use arcana_tests::both_hosts;
 use arcana_tests::shell::{self, Ws, next_json, read_until, send};
 use arcana_tests::{Runner, RunnerOptions, TerminalHost, client, login};
 use futures::{SinkExt, StreamExt};
@@ -99,20 +100,21 @@ async fn history(env: &Env, id: &str, token: &str, want: usize) -> Vec<Value> {
     }
 }
 
-#[tokio::test]
-async fn echo_round_trip_and_a_clean_environment() {
-    let env = setup(&[]).await;
-    let id = new_id();
-    let (mut ws, hello) = connect(&env.th, &id, &env.admin).await;
-    assert_eq!(hello["reattached"], false);
-    send(&mut ws, "echo hello-$((6*7))\r").await;
-    read_until(&mut ws, "hello-42").await;
-    send(
-        &mut ws,
-        "echo secret=[${SPIN_VARIABLE_JWT_SECRET}] term=$TERM\r",
-    )
-    .await;
-    read_until(&mut ws, "secret=[] term=xterm-256color").await;
+both_hosts! {
+    async fn echo_round_trip_and_a_clean_environment() {
+        let env = setup(&[]).await;
+        let id = new_id();
+        let (mut ws, hello) = connect(&env.th, &id, &env.admin).await;
+        assert_eq!(hello["reattached"], false);
+        send(&mut ws, "echo hello-$((6*7))\r").await;
+        read_until(&mut ws, "hello-42").await;
+        send(
+            &mut ws,
+            "echo secret=[${SPIN_VARIABLE_JWT_SECRET}] term=$TERM\r",
+        )
+        .await;
+        read_until(&mut ws, "secret=[] term=xterm-256color").await;
+    }
 }
 
 #[tokio::test]
@@ -131,40 +133,41 @@ async fn resize_reaches_the_pty() {
     read_until(&mut ws, "45 123").await;
 }
 
-#[tokio::test]
-async fn history_records_commands_as_the_shell_ran_them() {
-    let env = setup(&[]).await;
-    let id = new_id();
-    let (mut ws, _) = connect(&env.th, &id, &env.admin).await;
-    send(&mut ws, "echo abX\x7fc\r").await; // backspace edits the line
-    read_until(&mut ws, "abc").await;
-    send(&mut ws, "\x1b[A\r").await; // arrow-up recalls it
-    send(&mut ws, "echo done1\r").await;
-    read_until(&mut ws, "done1").await;
-    send(&mut ws, "fals\t\r").await; // tab completes `false`
-    send(&mut ws, "echo done2\r").await;
-    read_until(&mut ws, "done2").await;
+both_hosts! {
+    async fn history_records_commands_as_the_shell_ran_them() {
+        let env = setup(&[]).await;
+        let id = new_id();
+        let (mut ws, _) = connect(&env.th, &id, &env.admin).await;
+        send(&mut ws, "echo abX\x7fc\r").await; // backspace edits the line
+        read_until(&mut ws, "abc").await;
+        send(&mut ws, "\x1b[A\r").await; // arrow-up recalls it
+        send(&mut ws, "echo done1\r").await;
+        read_until(&mut ws, "done1").await;
+        send(&mut ws, "fals\t\r").await; // tab completes `false`
+        send(&mut ws, "echo done2\r").await;
+        read_until(&mut ws, "done2").await;
 
-    let items = history(&env, &id, &env.admin, 5).await;
-    let commands: Vec<&str> = items
-        .iter()
-        .map(|i| i["command"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        commands,
-        vec!["echo abc", "echo abc", "echo done1", "false", "echo done2"]
-    );
-    assert_eq!(items[0]["exit_code"], 0);
-    assert_eq!(items[3]["exit_code"], 1);
-    assert!(items[0]["output"].as_str().unwrap().contains("abc"));
-    // The integration sequences never reach the user.
-    send(&mut ws, "echo visible\r").await;
-    let out = read_until(&mut ws, "visible\r\n").await;
-    assert!(!out.contains("6973"), "{out:?}");
+        let items = history(&env, &id, &env.admin, 5).await;
+        let commands: Vec<&str> = items
+            .iter()
+            .map(|i| i["command"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            commands,
+            vec!["echo abc", "echo abc", "echo done1", "false", "echo done2"]
+        );
+        assert_eq!(items[0]["exit_code"], 0);
+        assert_eq!(items[3]["exit_code"], 1);
+        assert!(items[0]["output"].as_str().unwrap().contains("abc"));
+        // The integration sequences never reach the user.
+        send(&mut ws, "echo visible\r").await;
+        let out = read_until(&mut ws, "visible\r\n").await;
+        assert!(!out.contains("6973"), "{out:?}");
 
-    let (_, sessions) = env.get("/api/arcana/terminal/sessions", &env.admin).await;
-    assert_eq!(sessions["items"][0]["id"], id);
-    assert!(sessions["items"][0]["commands_run"].as_i64().unwrap() >= 5);
+        let (_, sessions) = env.get("/api/arcana/terminal/sessions", &env.admin).await;
+        assert_eq!(sessions["items"][0]["id"], id);
+        assert!(sessions["items"][0]["commands_run"].as_i64().unwrap() >= 5);
+    }
 }
 
 fn process_state(pid: u32) -> Option<char> {
@@ -248,103 +251,105 @@ async fn close_kills_the_whole_process_tree() {
     );
 }
 
-#[tokio::test]
-async fn reattach_replays_output_and_keeps_the_shell() {
-    let env = setup(&[]).await;
-    let id = new_id();
-    let (mut ws, _) = connect(&env.th, &id, &env.admin).await;
-    send(&mut ws, "export KEEP=still-here; echo marker-one\r").await;
-    read_until(&mut ws, "marker-one\r\n").await;
-    drop(ws); // a page reload
+both_hosts! {
+    async fn reattach_replays_output_and_keeps_the_shell() {
+        let env = setup(&[]).await;
+        let id = new_id();
+        let (mut ws, _) = connect(&env.th, &id, &env.admin).await;
+        send(&mut ws, "export KEEP=still-here; echo marker-one\r").await;
+        read_until(&mut ws, "marker-one\r\n").await;
+        drop(ws); // a page reload
 
-    let (mut ws, hello) = connect(&env.th, &id, &env.admin).await;
-    assert_eq!(hello["reattached"], true);
-    let replay = read_until(&mut ws, "marker-one").await;
-    assert!(replay.contains("echo marker-one"));
-    send(&mut ws, "echo $KEEP\r").await;
-    read_until(&mut ws, "still-here").await;
+        let (mut ws, hello) = connect(&env.th, &id, &env.admin).await;
+        assert_eq!(hello["reattached"], true);
+        let replay = read_until(&mut ws, "marker-one").await;
+        assert!(replay.contains("echo marker-one"));
+        send(&mut ws, "echo $KEEP\r").await;
+        read_until(&mut ws, "still-here").await;
+    }
 }
 
-#[tokio::test]
-async fn refused_connections_start_no_shell() {
-    let env = setup(&[]).await;
-    let plain = env.user("plain", json!([])).await;
-    let other = env.user("other", json!(["terminal"])).await;
-    let id = new_id();
-    let (_ws, _) = connect(&env.th, &id, &env.admin).await;
+both_hosts! {
+    async fn refused_connections_start_no_shell() {
+        let env = setup(&[]).await;
+        let plain = env.user("plain", json!([])).await;
+        let other = env.user("other", json!(["terminal"])).await;
+        let id = new_id();
+        let (_ws, _) = connect(&env.th, &id, &env.admin).await;
 
-    assert_eq!(
-        try_connect(&env.th, &new_id(), None, None, "").await.err(),
-        Some(401)
-    );
-    assert_eq!(
-        try_connect(&env.th, &new_id(), Some("forged.token.x"), None, "")
+        assert_eq!(
+            try_connect(&env.th, &new_id(), None, None, "").await.err(),
+            Some(401)
+        );
+        assert_eq!(
+            try_connect(&env.th, &new_id(), Some("forged.token.x"), None, "")
+                .await
+                .err(),
+            Some(401)
+        );
+        assert_eq!(
+            try_connect(&env.th, &new_id(), Some(&plain), None, "")
+                .await
+                .err(),
+            Some(403)
+        );
+        assert_eq!(
+            try_connect(&env.th, &id, Some(&other), None, "")
+                .await
+                .err(),
+            Some(404)
+        );
+        assert_eq!(
+            try_connect(
+                &env.th,
+                &new_id(),
+                Some(&env.admin),
+                Some("https://evil.example"),
+                ""
+            )
             .await
             .err(),
-        Some(401)
-    );
-    assert_eq!(
-        try_connect(&env.th, &new_id(), Some(&plain), None, "")
-            .await
-            .err(),
-        Some(403)
-    );
-    assert_eq!(
-        try_connect(&env.th, &id, Some(&other), None, "")
-            .await
-            .err(),
-        Some(404)
-    );
-    assert_eq!(
-        try_connect(
-            &env.th,
-            &new_id(),
-            Some(&env.admin),
-            Some("https://evil.example"),
-            ""
-        )
-        .await
-        .err(),
-        Some(403)
-    );
-    assert_eq!(
-        try_connect(&env.th, "not-a-uuid", Some(&env.admin), None, "")
-            .await
-            .err(),
-        Some(404)
-    );
-    // An allowed browser origin with a single-use ticket works, once.
-    let (status, t) = env.post("/api/arcana/terminal/tickets", &other).await;
-    assert_eq!(status, 201);
-    let ticket = t["ticket"].as_str().unwrap();
-    let q = format!("?ticket={ticket}");
-    let own = new_id();
-    assert!(
-        try_connect(&env.th, &own, None, Some("http://localhost:5173"), &q)
-            .await
-            .is_ok()
-    );
-    assert_eq!(
-        try_connect(&env.th, &new_id(), None, None, &q).await.err(),
-        Some(401)
-    );
+            Some(403)
+        );
+        assert_eq!(
+            try_connect(&env.th, "not-a-uuid", Some(&env.admin), None, "")
+                .await
+                .err(),
+            Some(404)
+        );
+        // An allowed browser origin with a single-use ticket works, once.
+        let (status, t) = env.post("/api/arcana/terminal/tickets", &other).await;
+        assert_eq!(status, 201);
+        let ticket = t["ticket"].as_str().unwrap();
+        let q = format!("?ticket={ticket}");
+        let own = new_id();
+        assert!(
+            try_connect(&env.th, &own, None, Some("http://localhost:5173"), &q)
+                .await
+                .is_ok()
+        );
+        assert_eq!(
+            try_connect(&env.th, &new_id(), None, None, &q).await.err(),
+            Some(401)
+        );
 
-    // Only the admin's session and the ticket user's exist; the refused ones never started.
-    let (_, all) = env
-        .get("/api/arcana/terminal/sessions?all=true", &env.admin)
-        .await;
-    assert_eq!(all["items"].as_array().unwrap().len(), 2);
-    let (status, _) = env
-        .get(
-            &format!("/api/arcana/terminal/sessions/{id}/history"),
-            &other,
-        )
-        .await;
-    assert_eq!(status, 404);
-    let (status, _) = env
-        .get("/api/arcana/terminal/sessions?all=true", &other)
-        .await;
-    assert_eq!(status, 403);
+        // Only the admin's session and the ticket user's exist; the refused ones never started.
+        let (_, all) = env
+            .get("/api/arcana/terminal/sessions?all=true", &env.admin)
+            .await;
+        assert_eq!(all["items"].as_array().unwrap().len(), 2);
+        let (status, _) = env
+            .get(
+                &format!("/api/arcana/terminal/sessions/{id}/history"),
+                &other,
+            )
+            .await;
+        assert_eq!(status, 404);
+        let (status, _) = env
+            .get("/api/arcana/terminal/sessions?all=true", &other)
+            .await;
+        assert_eq!(status, 403);
+    }
 }
 
 #[tokio::test]
@@ -391,50 +396,51 @@ async fn graceful_shutdown_closes_sessions() {
     assert_eq!(page["items"][0]["end_reason"], "host_shutdown");
 }
 
-#[tokio::test]
-async fn recordings_are_asciicast_v2_for_the_owner_only() {
-    let env = setup(&[]).await;
-    let id = new_id();
-    let (mut ws, _) = connect(&env.th, &id, &env.admin).await;
-    send(&mut ws, "echo recorded-☃\r").await;
-    read_until(&mut ws, "recorded-☃\r\n").await;
-    env.post(
-        &format!("/api/arcana/terminal/sessions/{id}/close"),
-        &env.admin,
-    )
-    .await;
-    let resp = client()
-        .get(
-            env.th
-                .at(&format!("/api/arcana/terminal/sessions/{id}/recording")),
+both_hosts! {
+    async fn recordings_are_asciicast_v2_for_the_owner_only() {
+        let env = setup(&[]).await;
+        let id = new_id();
+        let (mut ws, _) = connect(&env.th, &id, &env.admin).await;
+        send(&mut ws, "echo recorded-☃\r").await;
+        read_until(&mut ws, "recorded-☃\r\n").await;
+        env.post(
+            &format!("/api/arcana/terminal/sessions/{id}/close"),
+            &env.admin,
         )
-        .bearer_auth(&env.admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.headers()["content-type"], "application/x-asciicast");
-    let text = resp.text().await.unwrap();
-    let mut lines = text.lines();
-    let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
-    assert_eq!(header["version"], 2);
-    let output: String = lines
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter(|e| e[1] == "o")
-        .map(|e| e[2].as_str().unwrap().to_string())
-        .collect();
-    assert!(output.contains("recorded-☃"), "{output:?}");
-    let other = env.user("viewer", json!(["terminal"])).await;
-    let resp = client()
-        .get(
-            env.th
-                .at(&format!("/api/arcana/terminal/sessions/{id}/recording")),
-        )
-        .bearer_auth(&other)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 404);
+        .await;
+        let resp = client()
+            .get(
+                env.th
+                    .at(&format!("/api/arcana/terminal/sessions/{id}/recording")),
+            )
+            .bearer_auth(&env.admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["content-type"], "application/x-asciicast");
+        let text = resp.text().await.unwrap();
+        let mut lines = text.lines();
+        let header: Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!(header["version"], 2);
+        let output: String = lines
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .filter(|e| e[1] == "o")
+            .map(|e| e[2].as_str().unwrap().to_string())
+            .collect();
+        assert!(output.contains("recorded-☃"), "{output:?}");
+        let other = env.user("viewer", json!(["terminal"])).await;
+        let resp = client()
+            .get(
+                env.th
+                    .at(&format!("/api/arcana/terminal/sessions/{id}/recording")),
+            )
+            .bearer_auth(&other)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404);
+    }
 }
 
 fn rss_kib(pid: u32) -> u64 {

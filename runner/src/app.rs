@@ -15,10 +15,10 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::host::{self, ComponentCapabilities, HostState};
-use crate::manifest::{Manifest, RouteSpec};
+use crate::manifest::{Manifest, RouteSpec, StaticResponse};
 use crate::outbound::OutboundPolicy;
 use crate::routes::{RoutePattern, Router};
-use crate::variables::{AppVariables, expand_template, resolve_component_variables};
+use crate::variables::{AppVariables, resolve_component_variables};
 use arcana_db::RuntimeConfig;
 
 /// Limits applied to every request. Defaults suit a small server; all are flags of `up`.
@@ -55,11 +55,21 @@ pub struct LoadedComponent {
     pub environment: Vec<(String, String)>,
 }
 
+/// What a route leads to.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A component, by index into [`App::components`].
+    Component(usize),
+    /// A fixed answer (`static_response`), by index into [`App::static_responses`].
+    Static(usize),
+}
+
 /// A loaded application, shared by all connections.
 pub struct App {
     pub name: String,
     pub engine: Engine,
-    pub router: Router<usize>,
+    pub router: Router<Target>,
+    pub static_responses: Vec<StaticResponse>,
     pub components: Vec<LoadedComponent>,
     pub limits: Limits,
     /// Route patterns in manifest order, for the start-up banner.
@@ -118,7 +128,9 @@ impl App {
     pub async fn load(opts: LoadOptions<'_>) -> anyhow::Result<App> {
         let manifest = opts.manifest;
         let app_vars = AppVariables::resolve(&manifest.variables, opts.env)?;
+        let defaults = AppVariables::defaults(&manifest.variables);
         let component_vars = resolve_component_variables(manifest, &app_vars)?;
+        check_labels(manifest, opts.runtime_config)?;
 
         // Every wasm file must exist before anything else is attempted.
         let missing: Vec<String> = manifest
@@ -136,20 +148,18 @@ impl App {
 
         // Databases: only labels some component uses are opened.
         let mut databases = BTreeMap::new();
-        for (id, component) in &manifest.components {
-            for label in &component.sqlite_databases {
+        for component in manifest.components.values() {
+            for label in component.database_labels() {
                 if databases.contains_key(label) {
                     continue;
                 }
-                let config: &DatabaseConfig = opts.runtime_config.databases.get(label).with_context(|| {
-                    format!("component {id:?} uses database {label:?}, which has no [sqlite_database.{label}] in the runtime config")
-                })?;
+                let config: &DatabaseConfig = &opts.runtime_config.databases[label];
                 let pool = Pool::open(config, opts.limits.db_connections)
                     .await
                     .with_context(|| {
                         format!("cannot open database {label:?} ({})", config.describe())
                     })?;
-                databases.insert(label.clone(), pool);
+                databases.insert(label.to_string(), pool);
             }
         }
 
@@ -180,29 +190,21 @@ impl App {
                 })?;
 
             let vars = &component_vars[id];
-            let lookup = |n: &str| {
-                vars.get(n)
-                    .cloned()
-                    .or_else(|| app_vars.get(n).map(str::to_string))
-            };
-            let hosts = component
-                .allowed_outbound_hosts
-                .iter()
-                .map(|h| expand_template(h, lookup))
-                .collect::<anyhow::Result<Vec<_>>>()
-                .with_context(|| format!("component {id:?} allowed_outbound_hosts"))?;
+            // As in Spin, templates here name application variables.
             let outbound =
-                OutboundPolicy::new(&hosts).with_context(|| format!("component {id:?}"))?;
+                OutboundPolicy::new(&component.allowed_outbound_hosts, &defaults, &app_vars)
+                    .with_context(|| format!("Failed to load component `{id}`"))?;
+            if let Some(why) = outbound.unresolved() {
+                tracing::error!(component = %id, error = %why, "Error resolving variables when checking request against allowed outbound hosts; every outbound request of this component is denied");
+            }
 
             let granted = component
-                .sqlite_databases
-                .iter()
-                .map(|l| (l.clone(), databases[l].clone()))
+                .database_labels()
+                .map(|l| (l.to_string(), databases[l].clone()))
                 .collect();
             let caps = ComponentCapabilities {
                 id: id.clone(),
                 databases: granted,
-                known_databases: opts.runtime_config.databases.keys().cloned().collect(),
                 variables: Arc::new(vars.clone()),
                 outbound: Arc::new(outbound),
             };
@@ -216,18 +218,33 @@ impl App {
 
         let mut routes = Vec::new();
         let mut route_list = Vec::new();
+        let mut static_responses = Vec::new();
         for trigger in &manifest.http_triggers {
             let RouteSpec::Pattern(pattern) = &trigger.route else {
                 continue; // private: reachable only through internal service chaining
             };
-            routes.push((RoutePattern::parse(pattern)?, index[&trigger.component]));
-            route_list.push((pattern.clone(), trigger.component.clone()));
+            let (target, name) = match (&trigger.component, &trigger.static_response) {
+                (Some(component), _) => (Target::Component(index[component]), component.clone()),
+                (None, response) => {
+                    static_responses.push(response.clone().unwrap_or_default());
+                    (
+                        Target::Static(static_responses.len() - 1),
+                        "(static response)".to_string(),
+                    )
+                }
+            };
+            let parsed = RoutePattern::parse(pattern).with_context(|| {
+                format!("Error parsing route {pattern} associated with component {name}")
+            })?;
+            routes.push((parsed, target));
+            route_list.push((pattern.clone(), name));
         }
-        let router = Router::new(routes)?;
+        let router = Router::new(routes);
         Ok(App {
             name: manifest.application.name.clone(),
             engine,
             router,
+            static_responses,
             components,
             limits: opts.limits,
             route_list,
@@ -235,4 +252,33 @@ impl App {
             variables: app_vars,
         })
     }
+}
+
+/// Every database label a component uses must be configured (`default` always is), with
+/// the message `spin up` prints; key-value store labels likewise, except that the runner
+/// provides no key-value interface at all (a component importing it is refused later).
+fn check_labels(manifest: &Manifest, runtime_config: &RuntimeConfig) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    for (id, component) in &manifest.components {
+        for label in component.database_labels() {
+            if !runtime_config.databases.contains_key(label) {
+                missing.push(format!("- Component {id} uses database '{label}'"));
+            }
+        }
+        for label in &component.key_value_stores {
+            if &**label != "default" {
+                bail!(
+                    "unknown key_value_stores label {:?} for component {id:?}",
+                    &**label
+                );
+            }
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "failed to configure app: One or more components use SQLite databases which are not defined.\nCheck the spelling, or pass a runtime configuration file that defines these stores.\nSee https://spinframework.dev/dynamic-configuration#sqlite-storage-runtime-configuration\nDetails:\n{}",
+            missing.join("\n")
+        );
+    }
+    Ok(())
 }

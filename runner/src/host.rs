@@ -34,8 +34,6 @@ pub struct ComponentCapabilities {
     pub id: String,
     /// Database label → pool, only for labels listed in the component's `sqlite_databases`.
     pub databases: BTreeMap<String, Pool>,
-    /// Labels that exist in the app but were not granted to this component.
-    pub known_databases: Vec<String>,
     pub variables: Arc<BTreeMap<String, String>>,
     pub outbound: Arc<OutboundPolicy>,
 }
@@ -48,6 +46,9 @@ pub struct HostState {
     pub hooks: OutboundHooks,
     pub limits: StoreLimits,
     pub caps: ComponentCapabilities,
+    /// SQL statements this request ran (for the access log: on a remote database each
+    /// is a network round trip).
+    pub statements: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl WasiView for HostState {
@@ -103,7 +104,9 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutboundHooks {
             tracing::warn!(
                 component = %self.component,
                 uri = %redact_uri(request.uri()),
-                "outbound request denied: host not in allowed_outbound_hosts"
+                unresolved = self.policy.unresolved().unwrap_or(""),
+                "Outbound network destination not allowed: {}",
+                redact_uri(request.uri())
             );
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
@@ -156,13 +159,9 @@ impl wit_sqlite::HostConnection for HostState {
         &mut self,
         database: String,
     ) -> wasmtime::Result<Result<Resource<SqliteConnection>, wit_sqlite::Error>> {
+        // As Spin: a label the component did not list is denied, configured or not.
         let Some(pool) = self.caps.databases.get(&database) else {
-            let err = if self.caps.known_databases.contains(&database) {
-                wit_sqlite::Error::AccessDenied
-            } else {
-                wit_sqlite::Error::NoSuchDatabase
-            };
-            return Ok(Err(err));
+            return Ok(Err(wit_sqlite::Error::AccessDenied));
         };
         let conn = SqliteConnection {
             pool: pool.clone(),
@@ -177,6 +176,8 @@ impl wit_sqlite::HostConnection for HostState {
         statement: String,
         parameters: Vec<wit_sqlite::Value>,
     ) -> wasmtime::Result<Result<wit_sqlite::QueryResult, wit_sqlite::Error>> {
+        self.statements
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let conn = self.table.get_mut(&this)?;
         let borrowed = match conn.pinned.take() {
             Some(c) => c,
@@ -247,13 +248,13 @@ impl wit_variables::Host for HostState {
         &mut self,
         name: String,
     ) -> wasmtime::Result<Result<String, wit_variables::Error>> {
-        if crate::manifest::check_variable_name(&name).is_err() {
-            return Ok(Err(wit_variables::Error::InvalidName(name)));
+        if let Err(reason) = crate::ids::check_runtime_key(&name) {
+            return Ok(Err(wit_variables::Error::InvalidName(reason)));
         }
         Ok(match self.caps.variables.get(&name) {
             Some(v) => Ok(v.clone()),
             None => Err(wit_variables::Error::Undefined(format!(
-                "component {:?} has no variable {name:?}",
+                "no variable for {:?}.{name:?}",
                 self.caps.id
             ))),
         })

@@ -6,6 +6,7 @@
 //! on Spin is a bug in the runner.
 //!
 //! # Layout
+//! - [`ids`]: Spin's identifier rules (component ids, variable names, labels).
 //! - [`manifest`]: `spin.toml` v2.
 //! - [`routes`]: Spin's route syntax and precedence.
 //! - [`variables`]: application variables and component templates.
@@ -22,6 +23,7 @@ pub mod app;
 pub mod build_cmd;
 pub mod dotenv;
 pub mod host;
+pub mod ids;
 pub mod manifest;
 pub mod metrics;
 pub mod outbound;

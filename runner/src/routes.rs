@@ -4,7 +4,7 @@
 //! and an optional trailing wildcard (`/...`), which matches zero or more segments.
 //! When several routes match, the most specific wins: compared segment by segment,
 //! a literal beats a parameter, a parameter beats the wildcard, and ending the route
-//! beats a wildcard that would also match nothing. Two identical routes are an error.
+//! beats a wildcard that would also match nothing. Of two identical routes the last wins.
 
 use std::collections::BTreeMap;
 
@@ -37,23 +37,27 @@ pub struct RouteMatch {
 }
 
 impl RoutePattern {
-    /// Parses a route as written in `spin.toml`.
+    /// Parses a route as written in `spin.toml`, normalized as Spin does: a missing
+    /// leading `/` is added, one trailing `/` is dropped, and a final `/...` or `/*`
+    /// is the wildcard.
     pub fn parse(raw: &str) -> anyhow::Result<RoutePattern> {
-        if !raw.starts_with('/') {
-            anyhow::bail!("route {raw:?} must start with '/'");
-        }
-        let mut parts: Vec<&str> = raw.split('/').skip(1).filter(|s| !s.is_empty()).collect();
-        let wildcard = parts.last() == Some(&"...");
+        let mut parts: Vec<&str> = raw.split('/').filter(|s| !s.is_empty()).collect();
+        let wildcard = matches!(parts.last(), Some(&"...") | Some(&"*"));
         if wildcard {
             parts.pop();
         }
         let mut segments = Vec::with_capacity(parts.len());
         for part in parts {
-            if part == "..." {
-                anyhow::bail!("route {raw:?}: '...' may only end a route");
+            if part.starts_with('*') {
+                if part == "*" {
+                    anyhow::bail!("a wildcard may only end a route");
+                }
+                anyhow::bail!(
+                    "since there can only be one wildcard, it doesn't need a name. replace `{part}` with `*`"
+                );
             }
             segments.push(match part.strip_prefix(':') {
-                Some("") => anyhow::bail!("route {raw:?}: a parameter needs a name"),
+                Some("") => anyhow::bail!("params must be named"),
                 Some(name) => Segment::Param(name.to_string()),
                 None => Segment::Literal(part.to_string()),
             });
@@ -103,6 +107,7 @@ impl RoutePattern {
             component_route: self
                 .raw
                 .strip_suffix("/...")
+                .or_else(|| self.raw.strip_suffix("/*"))
                 .unwrap_or(&self.raw)
                 .to_string(),
             path_info,
@@ -132,17 +137,25 @@ pub struct Router<T> {
 }
 
 impl<T: Clone> Router<T> {
-    /// Builds the router; refuses two triggers with the same route.
-    pub fn new(routes: Vec<(RoutePattern, T)>) -> anyhow::Result<Router<T>> {
-        for (i, (a, _)) in routes.iter().enumerate() {
-            if let Some((b, _)) = routes[i + 1..]
-                .iter()
-                .find(|(b, _)| b.segments == a.segments && b.wildcard == a.wildcard)
-            {
-                anyhow::bail!("routes {:?} and {:?} are the same route", a.raw, b.raw);
+    /// Builds the router. Two triggers with the same route text are not an error in
+    /// Spin: the last one wins and the others are reported, as here.
+    pub fn new(routes: Vec<(RoutePattern, T)>) -> Router<T> {
+        let mut kept: Vec<(RoutePattern, T)> = Vec::with_capacity(routes.len());
+        for (pattern, value) in routes {
+            if let Some(i) = kept.iter().position(|(p, _)| p.raw == pattern.raw) {
+                tracing::error!(
+                    route = %pattern.raw,
+                    "The following component routes are duplicates and will never be used: {} (duplicate of a later trigger)",
+                    pattern.raw
+                );
+                kept.remove(i);
             }
+            if pattern.raw.starts_with("/.well-known/spin/") {
+                tracing::error!(route = %pattern.raw, "Routes under /.well-known/spin/ are handled by the Spin runtime and will never be reached");
+            }
+            kept.push((pattern, value));
         }
-        Ok(Router { routes })
+        Router { routes: kept }
     }
 
     /// The most specific route matching `path`, if any.
@@ -169,7 +182,6 @@ mod tests {
                 .map(|(i, r)| (RoutePattern::parse(r).unwrap(), i))
                 .collect(),
         )
-        .unwrap()
     }
 
     fn winner(r: &Router<usize>, path: &str) -> Option<usize> {
@@ -214,18 +226,25 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_routes_are_refused() {
-        let routes = vec![
-            (RoutePattern::parse("/a/...").unwrap(), 0),
-            (RoutePattern::parse("/a/...").unwrap(), 1),
-        ];
-        assert!(Router::new(routes).is_err());
+    fn duplicate_routes_the_last_one_wins() {
+        let r = router(&["/a/...", "/a/...", "/b"]);
+        assert_eq!(winner(&r, "/a/x"), Some(1));
+        assert_eq!(winner(&r, "/b"), Some(2));
     }
 
     #[test]
-    fn malformed_routes_are_refused() {
-        assert!(RoutePattern::parse("api").is_err());
-        assert!(RoutePattern::parse("/a/.../b").is_err());
-        assert!(RoutePattern::parse("/a/:").is_err());
+    fn routes_are_normalized_as_spin_does() {
+        let r = router(&["api/...", "/exact/", "/star/*"]);
+        assert_eq!(winner(&r, "/api/x"), Some(0));
+        assert_eq!(winner(&r, "/exact"), Some(1));
+        assert_eq!(winner(&r, "/star/a/b"), Some(2));
+    }
+
+    #[test]
+    fn malformed_routes_are_refused_with_spins_words() {
+        let err = |r: &str| RoutePattern::parse(r).unwrap_err().to_string();
+        assert_eq!(err("/a/:"), "params must be named");
+        assert!(err("/a/*rest").contains("replace `*rest` with `*`"));
+        assert!(RoutePattern::parse("/a/*/b").is_err());
     }
 }

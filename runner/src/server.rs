@@ -25,7 +25,7 @@ use wasmtime_wasi_http::WasiHttpCtx;
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
-use crate::app::{App, EPOCH_TICK};
+use crate::app::{App, EPOCH_TICK, Target};
 use crate::host::{HostState, OutboundHooks};
 use crate::metrics::{RequestMetrics, TerminalHostScrape};
 use crate::routes::RouteMatch;
@@ -117,19 +117,20 @@ impl Server {
         let path = req.uri().path().to_string();
         let mut route = "unmatched".to_string();
         let mut component = String::new();
+        let statements = Arc::new(std::sync::atomic::AtomicU32::new(0));
 
         let response = match self.app.router.route(&path) {
-            None => problem(
-                StatusCode::NOT_FOUND,
-                "route_not_found",
-                "No route matches this path.",
-                &request_id,
-            ),
-            Some((matched, index)) => {
+            // As Spin: an empty 404 (an application that wants a JSON 404 routes `/...`).
+            None => empty(StatusCode::NOT_FOUND),
+            Some((matched, Target::Static(i))) => {
+                route.clone_from(&matched.raw_route);
+                static_response(&self.app.static_responses[i])
+            }
+            Some((matched, Target::Component(index))) => {
                 set_spin_headers(&mut req, &matched, client, &request_id);
                 route.clone_from(&matched.raw_route);
                 component.clone_from(&self.app.components[index].caps.id);
-                match self.run_component(index, req).await {
+                match self.run_component(index, req, statements.clone()).await {
                     Ok(resp) if route == METRICS_ROUTE && resp.status() == StatusCode::OK => {
                         self.with_runner_metrics(resp, &request_id).await
                     }
@@ -141,7 +142,12 @@ impl Server {
                             error = format!("{:#}", failure.error),
                             "component failed"
                         );
-                        problem(failure.status, failure.code, failure.detail, &request_id)
+                        if failure.status == StatusCode::GATEWAY_TIMEOUT {
+                            problem(failure.status, failure.code, failure.detail, &request_id)
+                        } else {
+                            // As Spin: a failed component is an empty 500.
+                            empty(failure.status)
+                        }
                     }
                 }
             }
@@ -162,6 +168,8 @@ impl Server {
             component = %component,
             status,
             latency_ms = elapsed.as_secs_f64() * 1000.0,
+            // Counted until the response head: a streamed body's later statements are not.
+            db_statements = statements.load(std::sync::atomic::Ordering::Relaxed),
             "request"
         );
         response
@@ -204,6 +212,7 @@ impl Server {
         &self,
         index: usize,
         req: Request<Incoming>,
+        statements: Arc<std::sync::atomic::AtomicU32>,
     ) -> Result<Response<Body>, Failure> {
         let _permit = self
             .permits
@@ -231,6 +240,7 @@ impl Server {
                 .instances(64)
                 .build(),
             caps: component.caps.clone(),
+            statements,
         };
         let mut store = Store::new(&self.app.engine, state);
         store.limiter(|s| s.limiter());
@@ -327,8 +337,10 @@ fn request_id(req: &Request<Incoming>) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
 }
 
-/// Sets the headers Spin gives components, after removing any a client sent itself
-/// (a client must not be able to claim another `spin-client-addr`).
+/// Sets the headers Spin gives components, replacing any a client sent under the same
+/// names (a client cannot claim another `spin-client-addr`). Other `spin-*` headers a
+/// client sends reach the component, as in Spin: components must trust only the
+/// headers their route defines.
 fn set_spin_headers(
     req: &mut Request<Incoming>,
     matched: &RouteMatch,
@@ -348,14 +360,6 @@ fn set_spin_headers(
         .unwrap_or("/")
         .to_string();
     let headers = req.headers_mut();
-    let spoofed: Vec<HeaderName> = headers
-        .keys()
-        .filter(|k| k.as_str().starts_with("spin-"))
-        .cloned()
-        .collect();
-    for name in spoofed {
-        headers.remove(name);
-    }
     let mut set = |name: &str, value: &str| {
         if let (Ok(n), Ok(v)) = (
             HeaderName::from_bytes(name.as_bytes()),
@@ -375,6 +379,41 @@ fn set_spin_headers(
         set(&format!("spin-path-match-{name}"), value);
     }
     set("x-request-id", request_id);
+}
+
+/// A trigger's `static_response`: status (default 200), headers and body, as Spin sends it.
+fn static_response(spec: &crate::manifest::StaticResponse) -> Response<Body> {
+    let mut builder = Response::builder()
+        .status(StatusCode::from_u16(spec.status_code.unwrap_or(200)).unwrap_or(StatusCode::OK));
+    for (name, value) in &spec.headers {
+        builder = builder.header(name, value);
+    }
+    let body = Bytes::from(spec.body.clone().unwrap_or_default());
+    builder
+        .body(
+            Full::new(body)
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        )
+        .unwrap_or_else(|_| {
+            problem(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "invalid_static_response",
+                "The static response in spin.toml is invalid.",
+                "",
+            )
+        })
+}
+
+/// A response with a status and no body, as Spin answers what no component answered.
+fn empty(status: StatusCode) -> Response<Body> {
+    let mut resp = Response::new(
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *resp.status_mut() = status;
+    resp
 }
 
 /// An RFC 9457 problem document, the same shape the components use.

@@ -1,10 +1,10 @@
 //! Spin variables: application-level declarations resolved from the environment
-//! (`SPIN_VARIABLE_<NAME>`) or their defaults, and component-level templates
-//! (`"{{ name }} and literal text"`) that expose them to one component.
+//! (`SPIN_VARIABLE_<NAME>`, then `.env`) or their defaults, and templates
+//! (`"{{ name }} and literal text"`) that expose them to components.
 //!
-//! Everything is resolved once at start-up, so a missing required variable or a
-//! template naming an undeclared variable stops the runner before it listens, with
-//! every problem listed in one message.
+//! Resolved once at start-up, with Spin's rules and messages: a required variable
+//! without a value, or a component variable naming an undeclared one, stops the
+//! runner before it listens.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +16,8 @@ use crate::manifest::{Manifest, VariableDecl};
 #[derive(Debug, Clone, Default)]
 pub struct AppVariables {
     values: BTreeMap<String, String>,
+    /// Declared names (with or without a value), to tell "unknown" from "unset".
+    declared: Vec<String>,
 }
 
 impl AppVariables {
@@ -27,49 +29,125 @@ impl AppVariables {
         let mut values = BTreeMap::new();
         let mut missing = Vec::new();
         for (name, decl) in decls {
-            let key = format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase());
+            let key = env_key(name);
             match env(&key).or_else(|| decl.default.clone()) {
                 Some(v) => {
                     values.insert(name.clone(), v);
                 }
-                None if decl.required => missing.push(format!("{name} (set {key})")),
+                None if decl.required => missing.push(name.clone()),
                 None => {}
             }
         }
         if !missing.is_empty() {
-            bail!("required variables have no value: {}", missing.join(", "));
+            let keys: Vec<String> = missing.iter().map(|k| format!("Key({k:?})")).collect();
+            let hint: Vec<String> = missing.iter().map(|k| env_key(k)).collect();
+            bail!(
+                "provider error: no provider resolved required variable(s): [{}] (set {})",
+                keys.join(", "),
+                hint.join(", ")
+            );
         }
-        Ok(AppVariables { values })
+        Ok(AppVariables {
+            values,
+            declared: decls.keys().cloned().collect(),
+        })
+    }
+
+    /// Only the declared defaults: what Spin checks templates against while loading.
+    pub fn defaults(decls: &BTreeMap<String, VariableDecl>) -> AppVariables {
+        AppVariables {
+            values: decls
+                .iter()
+                .filter_map(|(k, d)| Some((k.clone(), d.default.clone()?)))
+                .collect(),
+            declared: decls.keys().cloned().collect(),
+        }
     }
 
     /// A resolved value.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
+
+    /// Expands a template against these variables.
+    pub fn expand(&self, template: &Template) -> anyhow::Result<String> {
+        template.render(|name| {
+            if !self.declared.iter().any(|d| d == name) {
+                bail!("invalid variable template: unknown variable {name:?}");
+            }
+            match self.get(name) {
+                Some(v) => Ok(v.to_string()),
+                None => bail!("no provider resolved required variable {name:?}"),
+            }
+        })
+    }
 }
 
-/// Expands `{{ name }}` references in `template` using `lookup`.
-pub fn expand_template(
-    template: &str,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> anyhow::Result<String> {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let Some(end) = after.find("}}") else {
-            bail!("unclosed '{{{{' in {template:?}");
-        };
-        let name = after[..end].trim();
-        match lookup(name) {
-            Some(value) => out.push_str(&value),
-            None => bail!("{template:?} refers to variable {name:?}, which has no value"),
+/// The environment variable that sets application variable `name`.
+pub fn env_key(name: &str) -> String {
+    format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase())
+}
+
+/// One piece of a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Literal(String),
+    Variable(String),
+}
+
+/// A parsed `{{ name }}` template. `{{` opens an expression that the next `}}`
+/// closes; everything else, a lone `}}` included, is literal text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    parts: Vec<Part>,
+}
+
+impl Template {
+    /// Parses a template; an unclosed `{{` is an error.
+    pub fn parse(text: &str) -> anyhow::Result<Template> {
+        let mut parts = Vec::new();
+        let mut rest = text;
+        while !rest.is_empty() {
+            match rest.find("{{") {
+                Some(0) => {
+                    let Some(end) = rest[2..].find("}}") else {
+                        bail!("invalid variable template: unmatched '{{{{' in template");
+                    };
+                    parts.push(Part::Variable(rest[2..2 + end].trim().to_string()));
+                    rest = &rest[2 + end + 2..];
+                }
+                Some(start) => {
+                    parts.push(Part::Literal(rest[..start].to_string()));
+                    rest = &rest[start..];
+                }
+                None => {
+                    parts.push(Part::Literal(rest.to_string()));
+                    rest = "";
+                }
+            }
         }
-        rest = &after[end + 2..];
+        Ok(Template { parts })
     }
-    out.push_str(rest);
-    Ok(out)
+
+    /// Whether the template has no `{{ }}` expression.
+    pub fn is_literal(&self) -> bool {
+        self.parts.iter().all(|p| matches!(p, Part::Literal(_)))
+    }
+
+    /// Renders with `lookup` giving each variable's value (or the error to report).
+    pub fn render(
+        &self,
+        lookup: impl Fn(&str) -> anyhow::Result<String>,
+    ) -> anyhow::Result<String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Literal(s) => out.push_str(s),
+                Part::Variable(name) => out.push_str(&lookup(name)?),
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// Resolves every component's `[component.<id>.variables]` against the application's.
@@ -79,21 +157,18 @@ pub fn resolve_component_variables(
     app: &AppVariables,
 ) -> anyhow::Result<BTreeMap<String, BTreeMap<String, String>>> {
     let mut all = BTreeMap::new();
-    let mut problems = Vec::new();
     for (id, component) in &manifest.components {
         let mut resolved = BTreeMap::new();
-        for (name, template) in &component.variables {
-            match expand_template(template, |n| app.get(n).map(str::to_string)) {
+        for (name, text) in &component.variables {
+            let value = Template::parse(text).and_then(|t| app.expand(&t));
+            match value {
                 Ok(value) => {
-                    resolved.insert(name.clone(), value);
+                    resolved.insert(name.to_string(), value);
                 }
-                Err(e) => problems.push(format!("component {id:?} variable {name:?}: {e}")),
+                Err(e) => bail!("failed to configure app: component {id:?} variable {name}: {e}"),
             }
         }
         all.insert(id.clone(), resolved);
-    }
-    if !problems.is_empty() {
-        bail!("{}", problems.join("; "));
     }
     Ok(all)
 }
@@ -134,18 +209,47 @@ mod tests {
         assert_eq!(vars.get("api_key"), Some("k"));
 
         let err = AppVariables::resolve(&decls(), |_| None).unwrap_err();
-        assert!(err.to_string().contains("SPIN_VARIABLE_API_KEY"), "{err}");
+        let err = err.to_string();
+        assert!(
+            err.contains("no provider resolved required variable(s): [Key(\"api_key\")]"),
+            "{err}"
+        );
+        assert!(err.contains("SPIN_VARIABLE_API_KEY"), "{err}");
     }
 
     #[test]
-    fn templates_expand_and_unknown_names_fail() {
-        let lookup = |n: &str| (n == "host").then(|| "example.com".to_string());
+    fn templates_expand_and_unknown_names_fail_with_spins_words() {
+        let vars = AppVariables::resolve(&decls(), |_| Some("x".into())).unwrap();
+        let t = Template::parse("https://{{ greeting }}:443").unwrap();
+        assert_eq!(vars.expand(&t).unwrap(), "https://x:443");
         assert_eq!(
-            expand_template("https://{{ host }}:443", lookup).unwrap(),
-            "https://example.com:443"
+            vars.expand(&Template::parse("plain }} text").unwrap())
+                .unwrap(),
+            "plain }} text"
         );
-        assert_eq!(expand_template("plain", lookup).unwrap(), "plain");
-        assert!(expand_template("{{ nope }}", lookup).is_err());
-        assert!(expand_template("{{ host", lookup).is_err());
+        let err = vars
+            .expand(&Template::parse("{{ nope }}").unwrap())
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid variable template: unknown variable \"nope\""
+        );
+        let err = Template::parse("{{ greeting").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid variable template: unmatched '{{' in template"
+        );
+        assert!(Template::parse("a {{x}} b").unwrap().parts.len() == 3);
+        assert!(Template::parse("literal").unwrap().is_literal());
+    }
+
+    #[test]
+    fn defaults_only_know_defaults() {
+        let d = AppVariables::defaults(&decls());
+        assert_eq!(d.get("greeting"), Some("hi"));
+        assert!(
+            d.expand(&Template::parse("{{ api_key }}").unwrap())
+                .is_err()
+        );
     }
 }

@@ -157,7 +157,7 @@ pub async fn serve(
         .iter()
         .map(|m| arcana_db::Migration::from_file_name(m.file_name, m.sql))
         .collect::<Result<Vec<_>, _>>()?;
-    arcana_db::apply_migrations(&*pool.get().await?, &migrations).await?;
+    arcana_db::apply_migrations(&pool.get().await?, &migrations).await?;
     let store = Store::new(pool);
     let orphaned = store
         .close_orphaned_sessions(&arcana_core::time::now_string())

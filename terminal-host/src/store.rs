@@ -145,7 +145,9 @@ impl Store {
     /// Stores one executed command and updates the session's `last_command`, atomically.
     pub async fn insert_history(&self, row: &HistoryRow) -> Result<()> {
         let conn = self.pool.get().await.map_err(err)?;
-        conn.execute("BEGIN IMMEDIATE", ()).await.map_err(err)?;
+        conn.query_all("BEGIN IMMEDIATE", Vec::new())
+            .await
+            .map_err(err)?;
         let result = async {
             run(
                 &conn,
@@ -174,9 +176,13 @@ impl Store {
         }
         .await;
         match result {
-            Ok(_) => conn.execute("COMMIT", ()).await.map(|_| ()).map_err(err),
+            Ok(_) => conn
+                .query_all("COMMIT", Vec::new())
+                .await
+                .map(|_| ())
+                .map_err(err),
             Err(e) => {
-                let _ = conn.execute("ROLLBACK", ()).await;
+                let _ = conn.query_all("ROLLBACK", Vec::new()).await;
                 Err(e)
             }
         }

@@ -21,8 +21,7 @@ impl Backend {
     /// Starts the stand-in and a runner (with `opts`) that may call it; registers `root`.
     pub async fn start_with(opts: RunnerOptions) -> Backend {
         let stand_in = StandIn::start().await;
-        let runner =
-            Runner::start_with(opts.env("SPIN_VARIABLE_LLM_ALLOWED_HOST_1", &stand_in.url()));
+        let runner = Runner::start_with(opts.env("SPIN_VARIABLE_LLM_HOST_CUSTOM", &stand_in.url()));
         let admin = register_admin(&runner, "root", "root password").await;
         Backend {
             runner,

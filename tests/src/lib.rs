@@ -1,5 +1,6 @@
-//! Test harness: starts the real `arcana` runner binary on an ephemeral port with a
-//! temporary database and gives tests its URL. Every test gets its own process and
+//! Test harness: starts the real backend — the `arcana` runner, or real `spin up` with
+//! terminal-host beside it (see [`host`]) — on an ephemeral port with a temporary
+//! database and gives tests its URL. Every test gets its own process and
 //! database, so tests run in parallel without seeing each other's data.
 //!
 //! The binaries and wasm components must be built first; `scripts/test` does that.
@@ -7,8 +8,11 @@
 //! deserializes instead of compiling.
 
 pub mod backend;
+pub mod host;
 pub mod shell;
 pub mod stand_in;
+
+pub use host::Host;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -61,8 +65,11 @@ pub struct RunnerOptions {
     pub args: Vec<String>,
     /// Runtime config text; `None` uses an embedded file in the temp folder.
     pub runtime_config: Option<String>,
-    /// Let `arcana up` start terminal-host too (on a free port).
+    /// Start terminal-host too (on a free port): `arcana up` starts its own; beside
+    /// Spin the harness starts one on the same database.
     pub with_terminal_host: bool,
+    /// Which host serves the components (default: the test's, see [`Host::current`]).
+    pub host: Host,
 }
 
 impl Default for RunnerOptions {
@@ -83,6 +90,7 @@ impl Default for RunnerOptions {
             args: Vec::new(),
             runtime_config: None,
             with_terminal_host: false,
+            host: Host::current(),
         }
     }
 }
@@ -101,16 +109,20 @@ impl RunnerOptions {
     }
 }
 
-/// A running `arcana up`; killed when dropped.
+/// A running backend (`arcana up`, or `spin up` plus terminal-host); killed when dropped.
 pub struct Runner {
     child: Child,
+    /// Which host serves the components.
+    pub host: Host,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
-    /// terminal-host's URL when `arcana up` started it.
+    /// terminal-host's URL when it was asked for.
     pub terminal_url: Option<String>,
     /// The temporary folder holding the database and logs.
     pub dir: tempfile::TempDir,
     stderr_path: PathBuf,
+    /// terminal-host started beside Spin (the runner starts its own).
+    sidecar: Option<TerminalHost>,
 }
 
 impl Runner {
@@ -119,19 +131,20 @@ impl Runner {
         Runner::start_with(RunnerOptions::default())
     }
 
-    /// Starts with options; panics with the runner's log if it does not come up.
+    /// Starts with options; panics with the host's log if it does not come up.
     pub fn start_with(opts: RunnerOptions) -> Runner {
+        let host = opts.host;
         match Runner::try_start(opts) {
             Ok(r) => r,
-            Err(log) => panic!("runner did not start:\n{log}"),
+            Err(log) => panic!("{} did not start:\n{log}", host.name()),
         }
     }
 
-    /// Starts, or returns the runner's stderr when it exits or never listens.
+    /// Starts, or returns the host's output when it exits or never listens.
     pub fn try_start(opts: RunnerOptions) -> Result<Runner, String> {
         let dir = tempfile::tempdir().unwrap();
         let rc_path = dir.path().join("runtime-config.toml");
-        let rc = opts.runtime_config.unwrap_or_else(|| {
+        let rc = opts.runtime_config.clone().unwrap_or_else(|| {
             format!(
                 "[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n",
                 dir.path().join("arcana.db").display()
@@ -140,23 +153,12 @@ impl Runner {
         std::fs::write(&rc_path, rc).unwrap();
         let stderr_path = dir.path().join("runner.log");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
-        let terminal_args: &[&str] = if opts.with_terminal_host {
-            &["--terminal-listen", "127.0.0.1:0"]
-        } else {
-            &["--no-terminal-host"]
+        let mut command = match opts.host {
+            Host::Runner => runner_command(&opts, &rc_path),
+            Host::Spin => spin_command(&opts, &rc_path, dir.path())?,
         };
-        let mut child = Command::new(binary("arcana"))
-            .arg("up")
-            .arg("--from")
-            .arg(&opts.manifest)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(terminal_args)
-            .arg("--runtime-config-file")
-            .arg(&rc_path)
-            .arg("--cache-dir")
-            .arg(target_dir().join("arcana-test-cache"))
-            .args(&opts.args)
-            .envs(opts.env)
+        let mut child = command
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
             // Shells of a terminal-host it starts get an empty home, as in TerminalHost.
             .env("HOME", dir.path())
@@ -164,12 +166,18 @@ impl Runner {
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
-            .expect("spawn arcana");
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", opts.host.name()));
         let stdout = child.stdout.take().unwrap();
+        let stdout_path = dir.path().join("stdout.log");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut copy = std::fs::File::create(stdout_path).ok();
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
+                if let Some(f) = copy.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{line}");
+                }
                 if let Some(url) = line.strip_prefix("Serving ") {
                     let _ = tx.send((false, url.trim().to_string()));
                 }
@@ -178,11 +186,12 @@ impl Runner {
                 }
             }
         });
+        let own_terminal = opts.with_terminal_host && opts.host == Host::Runner;
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut url = None;
         let mut terminal_url = None;
-        loop {
-            if let Ok((is_terminal, u)) = rx.recv_timeout(Duration::from_millis(50)) {
+        let mut runner = loop {
+            if let Ok((is_terminal, u)) = rx.recv_timeout(Duration::from_millis(20)) {
                 if is_terminal {
                     terminal_url = Some(u);
                 } else {
@@ -190,26 +199,37 @@ impl Runner {
                 }
             }
             if let Some(u) = &url
-                && (!opts.with_terminal_host || terminal_url.is_some())
+                && (!own_terminal || terminal_url.is_some())
             {
-                return Ok(Runner {
+                break Runner {
                     child,
+                    host: opts.host,
                     url: u.clone(),
                     terminal_url,
                     dir,
                     stderr_path,
-                });
+                    sidecar: None,
+                };
             }
             if let Ok(Some(status)) = child.try_wait() {
                 let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
-                return Err(format!("exited with {status}:\n{log}"));
+                let out =
+                    std::fs::read_to_string(dir.path().join("stdout.log")).unwrap_or_default();
+                return Err(format!("exited with {status}:\n{out}{log}"));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
                 return Err(format!("did not listen within 120 s:\n{log}"));
             }
+        };
+        if opts.with_terminal_host && opts.host == Host::Spin {
+            // On Spin platforms terminal-host runs beside the app on the same database.
+            let sidecar = TerminalHost::start(&runner, &["--log-format", "json"]);
+            runner.terminal_url = Some(sidecar.url.clone());
+            runner.sidecar = Some(sidecar);
         }
+        Ok(runner)
     }
 
     /// `url + path`.
@@ -217,14 +237,28 @@ impl Runner {
         format!("{}{}", self.url, path)
     }
 
-    /// Everything the runner logged so far.
+    /// Everything the host logged so far; under Spin, the components' logs too.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        let mut log =
+            std::fs::read_to_string(self.dir.path().join("stdout.log")).unwrap_or_default();
+        log.push_str(&std::fs::read_to_string(&self.stderr_path).unwrap_or_default());
+        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("spin-logs")) {
+            let mut files: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+            files.sort();
+            for f in files {
+                log.push_str(&std::fs::read_to_string(f).unwrap_or_default());
+            }
+        }
+        if let Some(sidecar) = &self.sidecar {
+            log.push_str(&sidecar.log());
+        }
+        log
     }
 
     /// Stops the process and hands over its folder (database included), so a test can
     /// inspect or reuse the data with another runner.
     pub fn stop(mut self) -> tempfile::TempDir {
+        self.sidecar = None;
         let _ = self.child.kill();
         let _ = self.child.wait();
         let placeholder = tempfile::tempdir().unwrap();
@@ -235,10 +269,98 @@ impl Runner {
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("arcana.db")
     }
+
+    /// The process id of the host.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// `arcana up` on an ephemeral port.
+fn runner_command(opts: &RunnerOptions, rc_path: &Path) -> Command {
+    let terminal_args: &[&str] = if opts.with_terminal_host {
+        &["--terminal-listen", "127.0.0.1:0"]
+    } else {
+        &["--no-terminal-host"]
+    };
+    let mut command = Command::new(binary("arcana"));
+    command
+        .arg("up")
+        .arg("--from")
+        .arg(&opts.manifest)
+        .args(["--listen", "127.0.0.1:0"])
+        .args(terminal_args)
+        .arg("--runtime-config-file")
+        .arg(rc_path)
+        .arg("--cache-dir")
+        .arg(target_dir().join("arcana-test-cache"))
+        .args(&opts.args);
+    command
+}
+
+/// Real `spin up`, as a user runs it: every migration applied with `--sqlite @file`
+/// (Spin runs them at each start; they are idempotent), component logs in a folder,
+/// compiled code cached across tests.
+fn spin_command(opts: &RunnerOptions, rc_path: &Path, dir: &Path) -> Result<Command, String> {
+    if !opts.args.is_empty() {
+        return Err(format!(
+            "arguments {:?} are the runner's; this test cannot run on Spin",
+            opts.args
+        ));
+    }
+    let spin = host::spin_binary().ok_or("no Spin binary")?;
+    // Spin has no "port 0": take a free port and hand it over.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let mut command = Command::new(spin);
+    command
+        .arg("up")
+        .arg("--from")
+        .arg(&opts.manifest)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .arg("--runtime-config-file")
+        .arg(rc_path)
+        .arg("--log-dir")
+        .arg(dir.join("spin-logs"));
+    let migrations = opts
+        .manifest
+        .parent()
+        .map(|d| d.join("migrations"))
+        .filter(|d| d.is_dir());
+    if let Some(folder) = migrations {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
+            .map_err(|e| e.to_string())?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .collect();
+        files.sort();
+        for f in files {
+            command.arg("--sqlite").arg(format!("@{}", f.display()));
+        }
+    }
+    // Spin's wasmtime cache lives under the cache home; share it so each test does
+    // not compile the components again.
+    command.env("XDG_CACHE_HOME", target_dir().join("spin-test-cache"));
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if !opts
+        .env
+        .iter()
+        .any(|(k, _)| k == "SPIN_VARIABLE_STARTED_AT")
+    {
+        command.env("SPIN_VARIABLE_STARTED_AT", started.to_string());
+    }
+    Ok(command)
 }
 
 impl Drop for Runner {
     fn drop(&mut self) {
+        self.sidecar = None;
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -160,7 +160,10 @@ impl DbError {
             DbError::Unique(message)
         } else if message.contains("constraint failed") {
             DbError::Constraint(message)
-        } else if message.contains("database is locked") || message.contains("busy") {
+        } else if message.contains("database is locked")
+            || message.contains("busy")
+            || message.contains("database unavailable")
+        {
             DbError::Unavailable(message)
         } else {
             DbError::Other(message)

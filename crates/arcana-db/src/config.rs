@@ -1,68 +1,79 @@
 //! Where a database lives and how to open it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Location of one database: an embedded libSQL file or a remote libSQL server (sqld/Turso).
+use crate::Error;
+use crate::remote::RemoteDb;
+
+/// Location of one database.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DatabaseConfig {
     /// An embedded file, created on first use together with its parent folder.
     Local { path: PathBuf },
-    /// A libSQL server spoken to over Hrana (HTTP). `token` may be empty for an unauthenticated server.
+    /// An embedded database that lives only as long as the process (Spin's `type =
+    /// "spin"` without a `path`). One connection, so every request sees the same data.
+    Memory,
+    /// A libSQL server spoken to over Hrana (HTTP). `token` may be empty for an open server.
     Remote { url: String, token: String },
 }
 
 /// How long a writer waits for the lock before `SQLITE_BUSY` is returned.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// An opened database, ready to hand out connections.
+pub enum Opened {
+    Embedded(libsql::Database),
+    Remote(Arc<RemoteDb>),
+}
+
 impl DatabaseConfig {
-    /// Opens the database. Local files get WAL, `synchronous=NORMAL` and a busy timeout on
-    /// every connection (see [`prepare_connection`]).
-    pub async fn open(&self) -> Result<libsql::Database, libsql::Error> {
+    /// Opens the database. Embedded files get WAL, `synchronous=NORMAL` and a busy
+    /// timeout on every connection (see [`prepare_connection`]).
+    pub async fn open(&self) -> Result<Opened, Error> {
         match self {
             DatabaseConfig::Local { path } => {
                 if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
                     std::fs::create_dir_all(parent).map_err(|e| {
-                        libsql::Error::ConnectionFailed(format!(
-                            "cannot create {}: {e}",
-                            parent.display()
-                        ))
+                        Error::Unavailable(format!("cannot create {}: {e}", parent.display()))
                     })?;
                 }
-                libsql::Builder::new_local(path).build().await
+                Ok(Opened::Embedded(
+                    libsql::Builder::new_local(path).build().await?,
+                ))
             }
+            DatabaseConfig::Memory => Ok(Opened::Embedded(
+                libsql::Builder::new_local(":memory:").build().await?,
+            )),
             DatabaseConfig::Remote { url, token } => {
-                libsql::Builder::new_remote(url.clone(), token.clone())
-                    .build()
-                    .await
+                Ok(Opened::Remote(Arc::new(RemoteDb::new(url, token)?)))
             }
         }
     }
 
-    /// Whether this is an embedded file (pragmas apply) rather than a server.
-    pub fn is_local(&self) -> bool {
-        matches!(self, DatabaseConfig::Local { .. })
+    /// At most this many connections make sense (an in-memory database has one).
+    pub fn max_connections(&self, wanted: usize) -> usize {
+        match self {
+            DatabaseConfig::Memory => 1,
+            _ => wanted.max(1),
+        }
     }
 
     /// A short description for logs that never contains the token.
     pub fn describe(&self) -> String {
         match self {
             DatabaseConfig::Local { path } => format!("libsql file {}", path.display()),
+            DatabaseConfig::Memory => "in-memory database".to_string(),
             DatabaseConfig::Remote { url, .. } => format!("libsql server {url}"),
         }
     }
 }
 
-/// Sets the per-connection pragmas for embedded files. WAL lets readers run beside one
-/// writer; `synchronous=NORMAL` is durable across application crashes in WAL mode and
-/// avoids an fsync per commit; the busy timeout turns lock contention into waiting.
-pub async fn prepare_connection(
-    conn: &libsql::Connection,
-    local: bool,
-) -> Result<(), libsql::Error> {
-    if !local {
-        return Ok(());
-    }
+/// Sets the per-connection pragmas for embedded databases. WAL lets readers run beside
+/// one writer; `synchronous=NORMAL` is durable across application crashes in WAL mode
+/// and avoids an fsync per commit; the busy timeout turns lock contention into waiting.
+pub async fn prepare_connection(conn: &libsql::Connection) -> Result<(), Error> {
     // `journal_mode` returns a row, so it goes through `query`.
     let mut rows = conn.query("PRAGMA journal_mode=WAL", ()).await?;
     while rows.next().await?.is_some() {}

@@ -10,6 +10,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use crate::pool::PooledConnection;
+
 /// One migration file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Migration {
@@ -64,10 +66,10 @@ pub enum MigrationError {
     },
     /// A statement failed; the migration was rolled back.
     #[error("migration {name} failed and was rolled back: {source}")]
-    Failed { name: String, source: libsql::Error },
+    Failed { name: String, source: crate::Error },
     /// The tracking table could not be read or written.
     #[error("database error: {0}")]
-    Database(#[from] libsql::Error),
+    Database(#[from] crate::Error),
 }
 
 /// Reads every `*.sql` file in `dir`, sorted by version.
@@ -111,26 +113,26 @@ const TRACKING_TABLE: &str = "CREATE TABLE IF NOT EXISTS _arcana_migrations (
 /// Re-running is a no-op. Safe against a second process migrating at the same time:
 /// each migration re-checks the tracking table inside its own write transaction.
 pub async fn apply_migrations(
-    conn: &libsql::Connection,
+    conn: &PooledConnection,
     migrations: &[Migration],
 ) -> Result<Vec<String>, MigrationError> {
-    conn.execute(TRACKING_TABLE, ()).await?;
+    conn.query_all(TRACKING_TABLE, Vec::new()).await?;
     let mut applied_now = Vec::new();
     for migration in migrations {
         // BEGIN IMMEDIATE takes the write lock first, so two processes cannot both apply.
-        conn.execute("BEGIN IMMEDIATE", ()).await?;
+        conn.query_all("BEGIN IMMEDIATE", Vec::new()).await?;
         match apply_one(conn, migration).await {
             Ok(true) => {
-                conn.execute("COMMIT", ()).await?;
+                conn.query_all("COMMIT", Vec::new()).await?;
                 tracing::info!(migration = %migration.name, "applied migration");
                 applied_now.push(migration.name.clone());
             }
             Ok(false) => {
-                conn.execute("COMMIT", ()).await?;
+                conn.query_all("COMMIT", Vec::new()).await?;
             }
             Err(e) => {
                 if !conn.is_autocommit() {
-                    let _ = conn.execute("ROLLBACK", ()).await;
+                    let _ = conn.query_all("ROLLBACK", Vec::new()).await;
                 }
                 return Err(e);
             }
@@ -140,36 +142,31 @@ pub async fn apply_migrations(
 }
 
 /// Applies one migration inside the caller's transaction; `false` when already applied.
-async fn apply_one(
-    conn: &libsql::Connection,
-    migration: &Migration,
-) -> Result<bool, MigrationError> {
-    let mut rows = conn
-        .query(
+async fn apply_one(conn: &PooledConnection, migration: &Migration) -> Result<bool, MigrationError> {
+    let rows = conn
+        .query_all(
             "SELECT checksum FROM _arcana_migrations WHERE version = ?1",
-            [migration.version],
+            vec![migration.version.into()],
         )
         .await?;
-    if let Some(row) = rows.next().await? {
-        let recorded: String = row.get(0)?;
-        if recorded != migration.checksum() {
+    if let Some(row) = rows.rows.first() {
+        if row.first() != Some(&libsql::Value::Text(migration.checksum())) {
             return Err(MigrationError::Edited(migration.name.clone()));
         }
         return Ok(false);
     }
-    drop(rows);
-    conn.execute_batch(&migration.sql)
+    conn.execute_script(&migration.sql)
         .await
         .map_err(|source| MigrationError::Failed {
             name: migration.name.clone(),
             source,
         })?;
-    conn.execute(
+    conn.query_all(
         "INSERT INTO _arcana_migrations (version, name, checksum) VALUES (?1, ?2, ?3)",
-        libsql::params![
-            migration.version,
-            migration.name.clone(),
-            migration.checksum()
+        vec![
+            migration.version.into(),
+            migration.name.clone().into(),
+            migration.checksum().into(),
         ],
     )
     .await?;
@@ -181,13 +178,13 @@ mod tests {
     use super::*;
     use crate::DatabaseConfig;
 
-    async fn temp_db() -> (tempfile::TempDir, libsql::Connection) {
+    async fn temp_db() -> (tempfile::TempDir, PooledConnection) {
         let dir = tempfile::tempdir().unwrap();
         let config = DatabaseConfig::Local {
             path: dir.path().join("t.db"),
         };
-        let db = config.open().await.unwrap();
-        let conn = db.connect().unwrap();
+        let pool = crate::Pool::open(&config, 1).await.unwrap();
+        let conn = pool.get().await.unwrap();
         (dir, conn)
     }
 
@@ -195,9 +192,11 @@ mod tests {
         Migration::from_file_name(name, sql).unwrap()
     }
 
-    async fn count(conn: &libsql::Connection, sql: &str) -> i64 {
-        let mut rows = conn.query(sql, ()).await.unwrap();
-        rows.next().await.unwrap().unwrap().get(0).unwrap()
+    async fn count(conn: &PooledConnection, sql: &str) -> i64 {
+        match conn.query_all(sql, Vec::new()).await.unwrap().rows[0][0] {
+            libsql::Value::Integer(n) => n,
+            ref other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]
@@ -257,7 +256,7 @@ mod tests {
         let (_d, conn) = temp_db().await;
         for round in 0..2 {
             for m in &all {
-                conn.execute_batch(&m.sql)
+                conn.execute_script(&m.sql)
                     .await
                     .unwrap_or_else(|e| panic!("{} failed on run {}: {e}", m.name, round + 1));
             }

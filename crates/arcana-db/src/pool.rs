@@ -1,4 +1,4 @@
-//! Long-lived libSQL connections, handed out per statement or per open transaction.
+//! Long-lived connections, handed out per statement or per open transaction.
 //!
 //! Opening a connection per request was measured 20x slower than reusing one, but a
 //! single shared connection would let two requests' transactions interleave. So the pool
@@ -10,6 +10,9 @@
 //! host does: compiling a statement (with every trigger it fires) once per connection
 //! instead of once per execution. The write statements that fire the statistics triggers
 //! of migration 0005 were several times slower to compile than to run.
+//!
+//! Remote connections ([`crate::remote`]) keep no server state between statements, so
+//! an idle pool never goes stale however long the server is left alone or restarted.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -17,27 +20,26 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::config::{DatabaseConfig, prepare_connection};
-
-/// Why a connection could not be lent.
-#[derive(Debug, thiserror::Error)]
-pub enum PoolError {
-    /// Every connection stayed busy for longer than the wait limit.
-    #[error("all {0} database connections are busy")]
-    Exhausted(usize),
-    /// Opening or preparing a connection failed.
-    #[error("database error: {0}")]
-    Database(#[from] libsql::Error),
-}
+use crate::Error;
+use crate::config::{DatabaseConfig, Opened, prepare_connection};
+use crate::remote::{RemoteConn, RemoteDb};
 
 /// Most statements one connection keeps prepared; past it the cache starts over (the
 /// application's statements are a fixed set, so this only bounds unusual workloads).
 const MAX_CACHED_STATEMENTS: usize = 512;
 
-/// A connection and its prepared statements.
-struct Cached {
+/// How long a borrower waits for a free connection before giving up with `Unavailable`.
+const WAIT_FOR_CONNECTION: Duration = Duration::from_secs(10);
+
+/// An embedded connection and its prepared statements.
+struct Embedded {
     conn: libsql::Connection,
     statements: Mutex<HashMap<String, libsql::Statement>>,
+}
+
+enum Conn {
+    Embedded(Embedded),
+    Remote(RemoteConn),
 }
 
 /// Every row of a statement, collected.
@@ -47,13 +49,16 @@ pub struct Table {
     pub rows: Vec<Vec<libsql::Value>>,
 }
 
+enum Source {
+    Embedded(libsql::Database),
+    Remote(Arc<RemoteDb>),
+}
+
 struct Inner {
-    db: libsql::Database,
-    local: bool,
-    idle: Mutex<Vec<Cached>>,
+    source: Source,
+    idle: Mutex<Vec<Conn>>,
     permits: Arc<Semaphore>,
     max: usize,
-    wait: Duration,
     description: String,
 }
 
@@ -63,41 +68,48 @@ pub struct Pool(Arc<Inner>);
 
 impl Pool {
     /// Opens the database and one connection to check that it answers.
-    pub async fn open(config: &DatabaseConfig, max: usize) -> Result<Pool, PoolError> {
-        let db = config.open().await?;
+    pub async fn open(config: &DatabaseConfig, max: usize) -> Result<Pool, Error> {
+        let source = match config.open().await? {
+            Opened::Embedded(db) => Source::Embedded(db),
+            Opened::Remote(db) => Source::Remote(db),
+        };
+        let max = config.max_connections(max);
         let pool = Pool(Arc::new(Inner {
-            db,
-            local: config.is_local(),
+            source,
             idle: Mutex::new(Vec::new()),
-            permits: Arc::new(Semaphore::new(max.max(1))),
-            max: max.max(1),
-            wait: Duration::from_secs(10),
+            permits: Arc::new(Semaphore::new(max)),
+            max,
             description: config.describe(),
         }));
         // Fail at start-up, not on the first request, when the database is unreachable.
-        let conn = pool.get().await?;
-        conn.query("SELECT 1", ()).await?.next().await?;
+        pool.get().await?.query_all("SELECT 1", Vec::new()).await?;
         Ok(pool)
     }
 
     /// Lends a connection, waiting while all are in use.
-    pub async fn get(&self) -> Result<PooledConnection, PoolError> {
-        let permit = tokio::time::timeout(self.0.wait, self.0.permits.clone().acquire_owned())
-            .await
-            .map_err(|_| PoolError::Exhausted(self.0.max))?
-            .expect("pool semaphore is never closed");
+    pub async fn get(&self) -> Result<PooledConnection, Error> {
+        let permit =
+            tokio::time::timeout(WAIT_FOR_CONNECTION, self.0.permits.clone().acquire_owned())
+                .await
+                .map_err(|_| {
+                    Error::Unavailable(format!("all {} database connections are busy", self.0.max))
+                })?
+                .expect("pool semaphore is never closed");
         // The std mutex is held only to pop or push, never across an await.
         let idle = self.0.idle.lock().expect("pool lock").pop();
         let conn = match idle {
             Some(conn) => conn,
-            None => {
-                let conn = self.0.db.connect()?;
-                prepare_connection(&conn, self.0.local).await?;
-                Cached {
-                    conn,
-                    statements: Mutex::default(),
+            None => match &self.0.source {
+                Source::Embedded(db) => {
+                    let conn = db.connect()?;
+                    prepare_connection(&conn).await?;
+                    Conn::Embedded(Embedded {
+                        conn,
+                        statements: Mutex::default(),
+                    })
                 }
-            }
+                Source::Remote(db) => Conn::Remote(RemoteConn::new(db.clone())),
+            },
         };
         Ok(PooledConnection {
             conn: Some(conn),
@@ -111,56 +123,67 @@ impl Pool {
         &self.0.description
     }
 
-    fn put_back(&self, conn: Cached) {
+    fn put_back(&self, conn: Conn) {
         self.0.idle.lock().expect("pool lock").push(conn);
     }
 }
 
 /// A connection on loan from a [`Pool`]; it goes back when dropped.
 pub struct PooledConnection {
-    conn: Option<Cached>,
+    conn: Option<Conn>,
     pool: Pool,
     _permit: OwnedSemaphorePermit,
 }
 
-impl std::ops::Deref for PooledConnection {
-    type Target = libsql::Connection;
-    fn deref(&self) -> &libsql::Connection {
-        &self.cached().conn
-    }
-}
-
 impl PooledConnection {
-    fn cached(&self) -> &Cached {
+    fn conn(&self) -> &Conn {
         self.conn.as_ref().expect("connection present until drop")
     }
 
-    /// Runs one statement and collects every row, reusing the statement prepared by an
-    /// earlier call with the same SQL on this connection (embedded databases; a remote
-    /// server gets the SQL text each time).
-    pub async fn query_all(
-        &self,
-        sql: &str,
-        params: Vec<libsql::Value>,
-    ) -> Result<Table, libsql::Error> {
-        if !self.pool.0.local {
-            let rows = self.query(sql, libsql::params_from_iter(params)).await?;
-            return collect(rows).await;
+    /// Whether no transaction is open on this connection.
+    pub fn is_autocommit(&self) -> bool {
+        match self.conn() {
+            Conn::Embedded(e) => e.conn.is_autocommit(),
+            Conn::Remote(r) => r.is_autocommit(),
         }
-        let cache = &self.cached().statements;
-        let cached = cache.lock().expect("statement cache").remove(sql);
+    }
+
+    /// Runs one statement and collects every row. An embedded connection reuses the
+    /// statement prepared by an earlier call with the same SQL; a remote one sends it.
+    pub async fn query_all(&self, sql: &str, params: Vec<libsql::Value>) -> Result<Table, Error> {
+        match self.conn() {
+            Conn::Embedded(e) => e.query_all(sql, params).await,
+            Conn::Remote(r) => r.query(sql, params).await,
+        }
+    }
+
+    /// Runs a script of several statements (a migration file).
+    pub async fn execute_script(&self, sql: &str) -> Result<(), Error> {
+        match self.conn() {
+            Conn::Embedded(e) => {
+                e.conn.execute_batch(sql).await?;
+                Ok(())
+            }
+            Conn::Remote(r) => r.execute_script(sql).await,
+        }
+    }
+}
+
+impl Embedded {
+    async fn query_all(&self, sql: &str, params: Vec<libsql::Value>) -> Result<Table, Error> {
+        let cached = self.statements.lock().expect("statement cache").remove(sql);
         let statement = match cached {
             Some(s) => s,
-            None => self.prepare(sql).await?,
+            None => self.conn.prepare(sql).await?,
         };
         statement.reset();
         let result = match statement.query(libsql::params_from_iter(params)).await {
             Ok(rows) => collect(rows).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         // Leaves no read transaction open, whether or not every row was read.
         statement.reset();
-        let mut cache = cache.lock().expect("statement cache");
+        let mut cache = self.statements.lock().expect("statement cache");
         if cache.len() >= MAX_CACHED_STATEMENTS {
             cache.clear();
         }
@@ -169,7 +192,7 @@ impl PooledConnection {
     }
 }
 
-async fn collect(mut rows: libsql::Rows) -> Result<Table, libsql::Error> {
+async fn collect(mut rows: libsql::Rows) -> Result<Table, Error> {
     let n = rows.column_count();
     let columns = (0..n)
         .map(|i| rows.column_name(i).unwrap_or_default().to_string())
@@ -188,7 +211,11 @@ async fn collect(mut rows: libsql::Rows) -> Result<Table, libsql::Error> {
 impl Drop for PooledConnection {
     fn drop(&mut self) {
         let Some(conn) = self.conn.take() else { return };
-        if conn.conn.is_autocommit() {
+        let open_tx = match &conn {
+            Conn::Embedded(e) => !e.conn.is_autocommit(),
+            Conn::Remote(r) => !r.is_autocommit(),
+        };
+        if !open_tx {
             self.pool.put_back(conn);
             return;
         }
@@ -197,9 +224,17 @@ impl Drop for PooledConnection {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let pool = self.pool.clone();
             handle.spawn(async move {
-                match conn.conn.execute("ROLLBACK", ()).await {
-                    Ok(_) if conn.conn.is_autocommit() => pool.put_back(conn),
-                    Ok(_) => {}
+                let result = match &conn {
+                    Conn::Embedded(e) => e
+                        .conn
+                        .execute("ROLLBACK", ())
+                        .await
+                        .map(|_| ())
+                        .map_err(Error::from),
+                    Conn::Remote(r) => r.query("ROLLBACK", Vec::new()).await.map(|_| ()),
+                };
+                match result {
+                    Ok(()) => pool.put_back(conn),
                     Err(e) => {
                         tracing::warn!(error = %e, "rollback of abandoned transaction failed")
                     }
@@ -236,33 +271,18 @@ mod tests {
     async fn cached_statements_see_new_rows_new_params_and_schema_changes() {
         let (_dir, pool) = pool(2).await;
         let conn = pool.get().await.unwrap();
-        conn.execute_batch(
+        conn.execute_script(
             "CREATE TABLE t (n INTEGER PRIMARY KEY); INSERT INTO t VALUES (1), (2), (3);",
         )
         .await
         .unwrap();
         let select = "SELECT * FROM t WHERE n >= ?1 ORDER BY n";
-        assert_eq!(
-            ints(
-                &conn
-                    .query_all(select, vec![Value::Integer(2)])
-                    .await
-                    .unwrap()
-            ),
-            [2, 3]
-        );
+        let q = |n: i64| conn.query_all(select, vec![Value::Integer(n)]);
+        assert_eq!(ints(&q(2).await.unwrap()), [2, 3]);
         conn.query_all("INSERT INTO t VALUES (?1)", vec![Value::Integer(4)])
             .await
             .unwrap();
-        assert_eq!(
-            ints(
-                &conn
-                    .query_all(select, vec![Value::Integer(3)])
-                    .await
-                    .unwrap()
-            ),
-            [3, 4]
-        );
+        assert_eq!(ints(&q(3).await.unwrap()), [3, 4]);
         // A failing execution (duplicate key) does not poison the cached statement.
         assert!(
             conn.query_all("INSERT INTO t VALUES (?1)", vec![Value::Integer(4)])
@@ -275,17 +295,33 @@ mod tests {
         // Another connection changes the schema: the cached statement is recompiled.
         let other = pool.get().await.unwrap();
         other
-            .execute("ALTER TABLE t ADD COLUMN label TEXT", ())
+            .query_all("ALTER TABLE t ADD COLUMN label TEXT", Vec::new())
             .await
             .unwrap();
         drop(other);
-        let table = conn
-            .query_all(select, vec![Value::Integer(5)])
-            .await
-            .unwrap();
+        let table = q(5).await.unwrap();
         assert_eq!(table.columns, ["n", "label"]);
         assert_eq!(ints(&table), [5]);
         // A cached read leaves no transaction open: a writer elsewhere is not blocked.
         assert!(conn.is_autocommit());
+    }
+
+    #[tokio::test]
+    async fn an_in_memory_database_is_one_shared_connection() {
+        let pool = Pool::open(&DatabaseConfig::Memory, 8).await.unwrap();
+        pool.get()
+            .await
+            .unwrap()
+            .execute_script("CREATE TABLE m (x); INSERT INTO m VALUES (7);")
+            .await
+            .unwrap();
+        let t = pool
+            .get()
+            .await
+            .unwrap()
+            .query_all("SELECT x FROM m", Vec::new())
+            .await
+            .unwrap();
+        assert_eq!(ints(&t), [7]);
     }
 }
