@@ -514,3 +514,61 @@ both_hosts! {
         }
     }
 }
+
+/// SQL statements per request, from the runner's access lines (on a remote database
+/// each is a network round trip): every read endpoint runs at most two, the caller's
+/// user row and its answer.
+#[tokio::test]
+async fn read_endpoints_run_at_most_two_statements() {
+    let env = Backend::start_with(RunnerOptions::default().args(&["--log-format", "json"])).await;
+    let p = env.openai_provider().await;
+    let model = env.model(&p, "gpt-count", true).await;
+    let (_, reply) = env
+        .call("POST", "/api/chat", Some(json!({"message": "count me"})))
+        .await;
+    let conv = reply["conversation_id"].as_str().unwrap().to_string();
+    env.call(
+        "POST",
+        "/api/arcana/context-memory",
+        Some(json!({"key": "k", "value": 1})),
+    )
+    .await;
+    let reads = [
+        "/api/health".to_string(),
+        "/api/auth/me".into(),
+        "/api/admin/users".into(),
+        "/api/chat/conversations".into(),
+        format!("/api/chat/history/{conv}"),
+        "/api/chat/search?q=count".into(),
+        format!("/api/chat/conversations/{conv}/export"),
+        "/api/arcana/context-memory".into(),
+        "/api/arcana/context-memory/k".into(),
+        "/api/arcana/llm/providers".into(),
+        "/api/arcana/llm/models".into(),
+        format!("/api/arcana/llm/models/{model}/access"),
+        "/api/arcana/llm/preferences".into(),
+        "/api/arcana/llm/routing-rules".into(),
+        "/api/arcana/llm/usage".into(),
+        "/api/arcana/status".into(),
+    ];
+    for (i, path) in reads.iter().enumerate() {
+        let resp = client()
+            .get(env.runner.at(path))
+            .bearer_auth(&env.admin)
+            .header("x-request-id", format!("count-{i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = env.runner.log();
+    for (i, path) in reads.iter().enumerate() {
+        let line = lines_with(&log, &format!("count-{i}"))
+            .into_iter()
+            .find(|l| l["target"] == "arcana::access")
+            .unwrap_or_else(|| panic!("no access line for {path}"));
+        let n = line["db_statements"].as_u64().unwrap();
+        assert!(n <= 2, "{path} ran {n} statements");
+    }
+}

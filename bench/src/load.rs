@@ -6,13 +6,26 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 
 /// What to request.
 pub struct Target {
     pub path: String,
     pub authorization: Option<String>,
+    /// A JSON body to POST; `None` sends a GET.
+    pub body: Option<Bytes>,
+}
+
+impl Target {
+    /// `GET path`.
+    pub fn get(path: &str, authorization: Option<String>) -> Target {
+        Target {
+            path: path.to_string(),
+            authorization,
+            body: None,
+        }
+    }
 }
 
 /// Latencies and counts of one or more runs.
@@ -69,11 +82,21 @@ pub async fn run(
                 hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
             tokio::spawn(conn);
             while Instant::now() < deadline {
-                let mut req = hyper::Request::get(&target.path).header("host", addr.to_string());
+                let method = if target.body.is_some() { "POST" } else { "GET" };
+                let mut req = hyper::Request::builder()
+                    .method(method)
+                    .uri(&target.path)
+                    .header("host", addr.to_string());
                 if let Some(a) = &target.authorization {
                     req = req.header("authorization", a);
                 }
-                let req = req.body(Empty::<Bytes>::new())?;
+                if target.body.is_some() {
+                    req = req.header("content-type", "application/json");
+                }
+                let req = req.body(match &target.body {
+                    Some(b) => Full::new(b.clone()),
+                    None => Full::new(Bytes::new()),
+                })?;
                 let t = Instant::now();
                 match sender.send_request(req).await {
                     Ok(resp) => {

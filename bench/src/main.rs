@@ -6,6 +6,7 @@
 //! machine. All traffic goes to 127.0.0.1 and every run is bounded in time.
 
 mod chat;
+mod hosts;
 mod latency;
 mod load;
 mod seed;
@@ -31,6 +32,8 @@ enum Cli {
     Chat(chat::Args),
     /// The status endpoint and /metrics at 1k and 1M messages.
     Status(status::Args),
+    /// Real `spin up` vs `arcana up` on the same components: req/s, p50 and statements.
+    Hosts(hosts::Args),
 }
 
 /// Options of the API benchmark.
@@ -57,6 +60,7 @@ async fn main() -> anyhow::Result<()> {
         Cli::Terminal(args) => terminal::run(args).await,
         Cli::Chat(args) => chat::run(args).await,
         Cli::Status(args) => status::run(args).await,
+        Cli::Hosts(args) => hosts::run(args).await,
     }
 }
 
@@ -79,10 +83,7 @@ async fn api(args: Args) -> anyhow::Result<()> {
         let body = req.send().await?.bytes().await?;
         let baseline = load::bare_server(Bytes::from(body.to_vec())).await?;
         let runner_addr = runner.url.trim_start_matches("http://").parse()?;
-        let target = load::Target {
-            path: path.to_string(),
-            authorization: header.clone(),
-        };
+        let target = load::Target::get(path, header.clone());
         let target = Arc::new(target);
         let mut base_stats = load::Stats::default();
         let mut run_stats = load::Stats::default();

@@ -186,6 +186,7 @@ impl wit_sqlite::HostConnection for HostState {
                 Err(e) => return Ok(Err(wit_sqlite::Error::Io(e.to_string()))),
             },
         };
+        tracing::trace!(target: "arcana::sql", component = %self.caps.id, sql = %statement, "statement");
         let result = run_statement(&borrowed, &statement, parameters).await;
         // Keep the connection for the guest while its transaction is open.
         if !borrowed.is_autocommit() {

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod host;
 pub mod shell;
+pub mod sqld;
 pub mod stand_in;
 
 pub use host::Host;
@@ -330,6 +331,15 @@ fn spin_command(opts: &RunnerOptions, rc_path: &Path, dir: &Path) -> Result<Comm
         .map(|d| d.join("migrations"))
         .filter(|d| d.is_dir());
     if let Some(folder) = migrations {
+        // As README "On real Spin": an embedded file gets WAL first (it stays set in the
+        // file), then the migration files in order.
+        let remote = opts
+            .runtime_config
+            .as_deref()
+            .is_some_and(|rc| rc.contains("\"libsql\""));
+        if !remote {
+            command.arg("--sqlite").arg("PRAGMA journal_mode=WAL");
+        }
         let mut files: Vec<PathBuf> = std::fs::read_dir(&folder)
             .map_err(|e| e.to_string())?
             .flatten()

@@ -213,11 +213,11 @@ pub fn append(
     now: &str,
 ) -> Result<ChatMessage, DbError> {
     let id = uuid::Uuid::new_v4().to_string();
-    db.execute(
-        "INSERT INTO chat_messages (id, user_id, conversation_id, seq, sender, message_content, timestamp,
+    let rows = db.query(
+        &format!("INSERT INTO chat_messages (id, user_id, conversation_id, seq, sender, message_content, timestamp,
              model_id, model_name, prompt_tokens, completion_tokens, cost, latency_ms, status)
          VALUES (?1, ?2, ?3, (SELECT COALESCE(max(seq), 0) + 1 FROM chat_messages WHERE conversation_id = ?3),
-                 ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                 ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING {MESSAGE_COLUMNS}"),
         &[
             id.clone().into(),
             user_id.into(),
@@ -238,39 +238,87 @@ pub fn append(
         "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
         &[conversation_id.into(), now.into()],
     )?;
-    let rows = db.query(
-        &format!("SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE id = ?1"),
-        &[id.into()],
-    )?;
     rows.first()
         .map(message_from_row)
         .transpose()?
         .ok_or_else(|| DbError::Other("message vanished".into()))
 }
 
-/// Messages of a conversation, oldest first, one page at a time.
+/// The messages of the caller's conversation `conversation_id`, oldest first, one page
+/// at a time; `None` when the caller has no such conversation. One statement: the
+/// ownership check and the page come together (a conversation without messages gives
+/// one row of NULLs).
 pub fn history(
     db: &dyn Db,
+    user_id: &str,
     conversation_id: &str,
     page: &PageRequest,
-) -> Result<Page<ChatMessage>, DbError> {
+) -> Result<Option<Page<ChatMessage>>, DbError> {
     let after: i64 = page
         .after
         .as_ref()
         .and_then(|c| c.key.parse().ok())
         .unwrap_or(0);
     let rows = db.query(
-        &format!("SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE conversation_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"),
-        &[conversation_id.into(), after.into(), (page.limit + 1).into()],
+        &format!(
+            "SELECT {JOINED_MESSAGE_COLUMNS} FROM conversations c
+             LEFT JOIN chat_messages m ON m.conversation_id = c.id AND m.seq > ?3
+             WHERE c.id = ?1 AND c.user_id = ?2 ORDER BY m.seq LIMIT ?4"
+        ),
+        &[
+            conversation_id.into(),
+            user_id.into(),
+            after.into(),
+            (page.limit + 1).into(),
+        ],
     )?;
-    let items = rows
-        .iter()
-        .map(message_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Page::from_rows(items, page.limit, |m| Cursor {
+    if rows.rows.is_empty() {
+        return Ok(None);
+    }
+    let items = present_messages(&rows)?;
+    Ok(Some(Page::from_rows(items, page.limit, |m| Cursor {
         key: m.seq.to_string(),
         id: m.id.clone(),
-    }))
+    })))
+}
+
+/// The caller's conversation and all its messages, oldest first (export); one statement.
+pub fn with_messages(
+    db: &dyn Db,
+    user_id: &str,
+    conversation_id: &str,
+) -> Result<Option<(Conversation, Vec<ChatMessage>)>, DbError> {
+    let rows = db.query(
+        &format!(
+            "SELECT {JOINED_MESSAGE_COLUMNS}, c.id, c.user_id, c.title, c.created_at, c.updated_at
+             FROM conversations c LEFT JOIN chat_messages m ON m.conversation_id = c.id
+             WHERE c.id = ?1 AND c.user_id = ?2 ORDER BY m.seq"
+        ),
+        &[conversation_id.into(), user_id.into()],
+    )?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let n = JOINED_MESSAGE_COLUMNS.split(',').count();
+    let conv = Conversation {
+        id: first.text(n)?,
+        user_id: first.text(n + 1)?,
+        title: first.text(n + 2)?,
+        created_at: first.text(n + 3)?,
+        updated_at: first.text(n + 4)?,
+    };
+    Ok(Some((conv, present_messages(&rows)?)))
+}
+
+/// [`MESSAGE_COLUMNS`] of `chat_messages m`, for joins from `conversations c`.
+const JOINED_MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.sender, m.message_content, m.timestamp, m.model_name, m.prompt_tokens, m.completion_tokens, m.cost, m.latency_ms, m.status";
+
+/// The messages of a LEFT JOIN's rows (a NULL id is the row of a conversation without any).
+fn present_messages(rows: &crate::db::Rows) -> Result<Vec<ChatMessage>, DbError> {
+    rows.iter()
+        .filter(|r| r.opt_text(0).ok().flatten().is_some())
+        .map(message_from_row)
+        .collect()
 }
 
 /// The newest messages of a conversation (newest first), for building a prompt.
@@ -278,17 +326,6 @@ pub fn recent(db: &dyn Db, conversation_id: &str, limit: i64) -> Result<Vec<Chat
     let rows = db.query(
         &format!("SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT ?2"),
         &[conversation_id.into(), limit.into()],
-    )?;
-    rows.iter().map(message_from_row).collect()
-}
-
-/// Every message of a conversation, oldest first (export).
-pub fn all_messages(db: &dyn Db, conversation_id: &str) -> Result<Vec<ChatMessage>, DbError> {
-    let rows = db.query(
-        &format!(
-            "SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE conversation_id = ?1 ORDER BY seq"
-        ),
-        &[conversation_id.into()],
     )?;
     rows.iter().map(message_from_row).collect()
 }

@@ -150,6 +150,19 @@ pub enum DbError {
     Other(String),
 }
 
+/// Words in a driver's message that mean "not reachable now, retry later": a lock held
+/// too long, the runner's pool, and the libSQL client inside real Spin (its Hrana
+/// transport errors) when a remote server is down or a stream expired.
+const UNAVAILABLE_MARKERS: &[&str] = &[
+    "database is locked",
+    "busy",
+    "database unavailable",
+    "error trying to connect",
+    "Connection refused",
+    "Hrana: `http error",
+    "STREAM_EXPIRED",
+];
+
 impl DbError {
     /// Classifies a driver error message (Spin's SQLite interface reports text only).
     pub fn from_message(message: impl Into<String>) -> DbError {
@@ -160,10 +173,7 @@ impl DbError {
             DbError::Unique(message)
         } else if message.contains("constraint failed") {
             DbError::Constraint(message)
-        } else if message.contains("database is locked")
-            || message.contains("busy")
-            || message.contains("database unavailable")
-        {
+        } else if UNAVAILABLE_MARKERS.iter().any(|m| message.contains(m)) {
             DbError::Unavailable(message)
         } else {
             DbError::Other(message)

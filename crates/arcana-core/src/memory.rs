@@ -53,49 +53,61 @@ fn from_row(r: Row<'_>) -> Result<Memory, DbError> {
 
 const COLUMNS: &str = "id, key, value, last_accessed, created_at, updated_at";
 
-/// Creates or replaces a memory; returns it and whether it was new.
+/// Creates or replaces a memory; returns it and whether it was new. One statement: the
+/// row keeps its id when replaced, so a returned id equal to the new one means created.
 pub fn upsert(
     db: &dyn Db,
     user_id: &str,
     input: &MemoryInput,
     now: &str,
 ) -> Result<(Memory, bool), DbError> {
-    let existed = get(db, user_id, &input.key)?.is_some();
-    db.execute(
-        "INSERT INTO context_memory (id, user_id, key, value, last_accessed, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)
-         ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+    let id = uuid::Uuid::new_v4().to_string();
+    let rows = db.query(
+        &format!(
+            "INSERT INTO context_memory (id, user_id, key, value, last_accessed, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?5)
+             ON CONFLICT (user_id, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at
+             RETURNING {COLUMNS}"
+        ),
         &[
-            uuid::Uuid::new_v4().to_string().into(),
+            id.clone().into(),
             user_id.into(),
             input.key.clone().into(),
             input.value.to_string().into(),
             now.into(),
         ],
     )?;
-    let memory =
-        get(db, user_id, &input.key)?.ok_or_else(|| DbError::Other("memory vanished".into()))?;
-    Ok((memory, !existed))
+    let memory = rows
+        .first()
+        .map(from_row)
+        .transpose()?
+        .ok_or_else(|| DbError::Other("memory vanished".into()))?;
+    let created = memory.id == id;
+    Ok((memory, created))
 }
 
-/// One memory by key.
-pub fn get(db: &dyn Db, user_id: &str, key: &str) -> Result<Option<Memory>, DbError> {
+/// Marks memories as read now, in one statement however many there are.
+pub fn touch(db: &dyn Db, user_id: &str, keys: &[String], now: &str) -> Result<(), DbError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let keys = serde_json::to_string(keys).map_err(|e| DbError::Decode(e.to_string()))?;
+    db.execute(
+        "UPDATE context_memory SET last_accessed = ?3
+         WHERE user_id = ?1 AND key IN (SELECT value FROM json_each(?2))",
+        &[user_id.into(), keys.into(), now.into()],
+    )
+}
+
+/// Reads one memory and marks it read, in one statement.
+pub fn read(db: &dyn Db, user_id: &str, key: &str, now: &str) -> Result<Option<Memory>, DbError> {
     let rows = db.query(
-        &format!("SELECT {COLUMNS} FROM context_memory WHERE user_id = ?1 AND key = ?2"),
-        &[user_id.into(), key.into()],
+        &format!(
+            "UPDATE context_memory SET last_accessed = ?3 WHERE user_id = ?1 AND key = ?2 RETURNING {COLUMNS}"
+        ),
+        &[user_id.into(), key.into(), now.into()],
     )?;
     rows.first().map(from_row).transpose()
-}
-
-/// Marks memories as read now.
-pub fn touch(db: &dyn Db, user_id: &str, keys: &[String], now: &str) -> Result<(), DbError> {
-    for key in keys {
-        db.execute(
-            "UPDATE context_memory SET last_accessed = ?3 WHERE user_id = ?1 AND key = ?2",
-            &[user_id.into(), key.into(), now.into()],
-        )?;
-    }
-    Ok(())
 }
 
 /// Memories in key order, one page at a time.

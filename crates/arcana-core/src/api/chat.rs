@@ -12,7 +12,7 @@ use crate::db::transaction;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse, PathParams};
 use crate::llm::client::{Message, Role};
-use crate::llm::{preferences, tokens};
+use crate::llm::tokens;
 use crate::memory::{self, MemoryInput};
 use crate::pagination::{Page, PageRequest};
 use crate::validate::{Validator, uuid_param};
@@ -146,12 +146,11 @@ pub fn delete_conversation(
     responses((status = 200, body = Page<ChatMessage>), (status = 404, body = crate::error::Problem)))]
 pub fn history(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
     let caller = ctx.authenticate(req)?;
-    let conv = own_conversation(ctx, &caller, params.get("conversation_id")?)?;
+    let id = uuid_param(params.get("conversation_id")?, "conversation")?;
     let page = PageRequest::from_request(req)?;
-    Ok(ApiResponse::json(
-        200,
-        &chat::history(ctx.db, &conv.id, &page)?,
-    ))
+    let history = chat::history(ctx.db, caller.id(), &id, &page)?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    Ok(ApiResponse::json(200, &history))
 }
 
 /// Body of `POST /api/chat/clear`.
@@ -243,7 +242,7 @@ fn build_prompt(
     reply_tokens: i64,
     use_memory: bool,
 ) -> ApiResult<Vec<Message>> {
-    let prefs = preferences::get(ctx.db, caller.id())?;
+    let prefs = ctx.preferences(caller.id())?;
     let mut system = prefs.system_prompt.unwrap_or_default();
     let budget = (model_window - reply_tokens).max(256);
     if use_memory {
@@ -521,8 +520,9 @@ const EXPORT_FORMAT: &str = "arcana.conversation.v1";
     responses((status = 200, body = ConversationExport), (status = 404, body = crate::error::Problem)))]
 pub fn export(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
     let caller = ctx.authenticate(req)?;
-    let conv = own_conversation(ctx, &caller, params.get("conversation_id")?)?;
-    let messages = chat::all_messages(ctx.db, &conv.id)?;
+    let id = uuid_param(params.get("conversation_id")?, "conversation")?;
+    let (conv, messages) = chat::with_messages(ctx.db, caller.id(), &id)?
+        .ok_or_else(|| ApiError::not_found("conversation"))?;
     match req.query_param("format").as_deref().unwrap_or("json") {
         "json" => Ok(ApiResponse::json(
             200,
@@ -661,12 +661,8 @@ pub fn put_memory(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<
     params(("key" = String, Path)), responses((status = 200, body = memory::Memory), (status = 404, body = crate::error::Problem)))]
 pub fn get_memory(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
     let caller = ctx.authenticate(req)?;
-    let key = params.get("key")?;
-    if memory::get(ctx.db, caller.id(), key)?.is_none() {
-        return Err(ApiError::not_found("memory"));
-    }
-    memory::touch(ctx.db, caller.id(), &[key.to_string()], &now())?;
-    let m = memory::get(ctx.db, caller.id(), key)?.ok_or_else(|| ApiError::not_found("memory"))?;
+    let m = memory::read(ctx.db, caller.id(), params.get("key")?, &now())?
+        .ok_or_else(|| ApiError::not_found("memory"))?;
     Ok(ApiResponse::json(200, &m))
 }
 

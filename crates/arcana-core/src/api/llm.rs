@@ -459,8 +459,8 @@ pub fn delete_model(
 pub fn get_access(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
     admin(ctx, req)?;
     let id = uuid_param(params.get("id")?, "model")?;
-    catalog::get_model(ctx.db, &id)?.ok_or_else(|| ApiError::not_found("model"))?;
-    Ok(ApiResponse::json(200, &catalog::get_access(ctx.db, &id)?))
+    let access = catalog::get_access(ctx.db, &id)?.ok_or_else(|| ApiError::not_found("model"))?;
+    Ok(ApiResponse::json(200, &access))
 }
 
 /// Replaces who may use a model: user ids and roles (`admin`, `user`).
@@ -482,12 +482,12 @@ pub fn put_access(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiRe
         "user ids are UUIDs",
     );
     v.finish()?;
-    transaction(ctx.db, || {
+    let access = transaction(ctx.db, || {
         catalog::get_model(ctx.db, &id)?.ok_or_else(|| ApiError::not_found("model"))?;
         catalog::set_access(ctx.db, &id, &body)?;
-        Ok::<_, ApiError>(())
+        catalog::get_access(ctx.db, &id)?.ok_or_else(|| ApiError::not_found("model"))
     })?;
-    Ok(ApiResponse::json(200, &catalog::get_access(ctx.db, &id)?))
+    Ok(ApiResponse::json(200, &access))
 }
 
 /// The caller's preferences.
@@ -685,7 +685,7 @@ pub fn decide_for(
 ) -> ApiResult<Decision> {
     let usable = catalog::usable_models(ctx.db, caller)?;
     let rules = routing::list_rules(ctx.db)?;
-    let prefs = preferences::get(ctx.db, caller.id())?;
+    let prefs = ctx.preferences(caller.id())?;
     routing::decide(
         &usable,
         &rules,

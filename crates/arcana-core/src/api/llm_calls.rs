@@ -10,13 +10,11 @@ use utoipa::ToSchema;
 use super::Ctx;
 use crate::auth::permissions::Role as UserRole;
 use crate::auth::{AuthUser, Permission, require};
-use crate::crypto::Sealed;
-use crate::db::{Db, DbError, Value};
+use crate::db::{Db, DbError};
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse, PathParams};
 use crate::llm::catalog::{self, Model};
 use crate::llm::client::{self, Attempt, Message, Params, Role, Target, Usage};
-use crate::llm::preferences;
 use crate::llm::routing::Decision;
 use crate::validate::{Validator, uuid_param};
 
@@ -89,25 +87,13 @@ pub fn check_budget(db: &dyn Db, user_id: &str) -> ApiResult<()> {
 }
 
 fn target_for(ctx: &Ctx<'_>, model: &Model) -> ApiResult<(Target, u32)> {
-    let provider = catalog::get_provider(ctx.db, &model.provider_id)?
+    let (provider, sealed) = catalog::get_provider_with_key(ctx.db, &model.provider_id)?
         .ok_or_else(|| ApiError::not_found("provider"))?;
-    let sealed = ctx.db.query(
-        "SELECT api_key_kid, api_key_nonce, api_key_sealed FROM llm_providers WHERE id = ?1 AND api_key_sealed IS NOT NULL",
-        &[provider.id.clone().into()],
-    )?;
-    let api_key = match sealed.rows.first() {
-        Some(row) => match (&row[0], &row[1], &row[2]) {
-            (Value::Text(kid), Value::Blob(nonce), Value::Blob(ct)) => {
-                let s = Sealed {
-                    kid: kid.clone(),
-                    nonce: nonce.clone(),
-                    ciphertext: ct.clone(),
-                };
-                let plain = super::llm::key_ring(ctx)?.open(&s, &provider.id)?;
-                Some(String::from_utf8(plain).map_err(ApiError::internal)?)
-            }
-            _ => return Err(DbError::Decode("sealed key columns".into()).into()),
-        },
+    let api_key = match sealed {
+        Some(s) => {
+            let plain = super::llm::key_ring(ctx)?.open(&s, &provider.id)?;
+            Some(String::from_utf8(plain).map_err(ApiError::internal)?)
+        }
         None => None,
     };
     Ok((
@@ -171,7 +157,7 @@ pub fn call_models(
     let transport = ctx
         .transport
         .ok_or_else(|| ApiError::internal("this host cannot make outbound requests"))?;
-    let prefs = preferences::get(ctx.db, caller.id())?;
+    let prefs = ctx.preferences(caller.id())?;
     let models: Vec<&Model> = std::iter::once(&decision.model)
         .chain(decision.fallbacks.iter())
         .collect();
@@ -391,37 +377,40 @@ pub fn usage(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiRe
         require(&caller, Permission::UsersAdmin)?;
     }
     let since = crate::time::format(crate::time::now() - time::Duration::days(days));
+    // One statement: the caller's budget on every row, and one row even without usage.
     let rows = ctx.db.query(
-        "SELECT substr(created_at, 1, 10) AS day, CASE WHEN ?3 THEN user_id END, model_name, count(*),
-                sum(outcome <> 'ok'), sum(prompt_tokens), sum(completion_tokens), sum(cost)
-         FROM llm_usage WHERE created_at >= ?1 AND (?3 OR user_id = ?2)
-         GROUP BY day, 2, model_name ORDER BY day DESC, model_name",
+        "SELECT b.budget, t.* FROM (SELECT (SELECT monthly_usd FROM llm_budgets WHERE user_id = ?2) AS budget) b
+         LEFT JOIN (SELECT substr(created_at, 1, 10) AS day, CASE WHEN ?3 THEN user_id END AS uid, model_name,
+                           count(*) AS calls, sum(outcome <> 'ok') AS errors, sum(prompt_tokens) AS pt,
+                           sum(completion_tokens) AS ct, sum(cost) AS cost
+                    FROM llm_usage WHERE created_at >= ?1 AND (?3 OR user_id = ?2)
+                    GROUP BY day, uid, model_name) t ON 1
+         ORDER BY t.day DESC, t.model_name",
         &[since.into(), caller.id().into(), all.into()],
     )?;
+    let budget = match rows.first() {
+        Some(r) => match r.opt_int(0) {
+            Ok(None) => None,
+            _ => Some(r.real(0)?),
+        },
+        None => None,
+    };
     let rows = rows
         .iter()
+        .filter(|r| r.opt_text(1).ok().flatten().is_some())
         .map(|r| {
             Ok(UsageRow {
-                day: r.text(0)?,
-                user_id: r.opt_text(1)?,
-                model_name: r.text(2)?,
-                calls: r.int(3)?,
-                errors: r.int(4)?,
-                prompt_tokens: r.int(5)?,
-                completion_tokens: r.int(6)?,
-                cost: r.real(7)?,
+                day: r.text(1)?,
+                user_id: r.opt_text(2)?,
+                model_name: r.text(3)?,
+                calls: r.int(4)?,
+                errors: r.int(5)?,
+                prompt_tokens: r.int(6)?,
+                completion_tokens: r.int(7)?,
+                cost: r.real(8)?,
             })
         })
         .collect::<Result<Vec<_>, DbError>>()?;
-    let budget = ctx
-        .db
-        .query(
-            "SELECT monthly_usd FROM llm_budgets WHERE user_id = ?1",
-            &[caller.id().into()],
-        )?
-        .first()
-        .map(|r| r.real(0))
-        .transpose()?;
     Ok(ApiResponse::json(
         200,
         &UsageReport {

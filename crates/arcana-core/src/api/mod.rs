@@ -40,6 +40,9 @@ pub struct Ctx<'a> {
     user_id: RefCell<Option<String>>,
     /// The status a streamed response started with, for the request log.
     streamed_status: Cell<u16>,
+    /// The caller's LLM preferences once read: several steps of a chat need them, and
+    /// each read is a database round trip.
+    preferences: RefCell<Option<(String, crate::llm::preferences::Preferences)>>,
 }
 
 /// Lets a handler send the response head at once and the body piece by piece
@@ -73,6 +76,18 @@ impl Ctx<'_> {
         let user = crate::auth::authenticate(self.db, self.settings, req)?;
         *self.user_id.borrow_mut() = Some(user.id().to_string());
         Ok(user)
+    }
+
+    /// The LLM preferences of `user_id`, read once per request.
+    pub fn preferences(&self, user_id: &str) -> ApiResult<crate::llm::preferences::Preferences> {
+        if let Some((id, prefs)) = self.preferences.borrow().as_ref()
+            && id == user_id
+        {
+            return Ok(prefs.clone());
+        }
+        let prefs = crate::llm::preferences::get(self.db, user_id)?;
+        *self.preferences.borrow_mut() = Some((user_id.to_string(), prefs.clone()));
+        Ok(prefs)
     }
 
     /// Starts a streamed response with the common headers; `None` when the host cannot stream.
@@ -154,6 +169,7 @@ pub fn serve_with_settings(
         route: Cell::new(""),
         user_id: RefCell::new(None),
         streamed_status: Cell::new(0),
+        preferences: RefCell::new(None),
     };
     let mut response =
         if req.method == "OPTIONS" && req.header_value("access-control-request-method").is_some() {

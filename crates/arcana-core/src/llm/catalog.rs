@@ -100,6 +100,32 @@ pub fn get_provider(db: &dyn Db, id: &str) -> Result<Option<Provider>, DbError> 
     rows.first().map(provider_from_row).transpose()
 }
 
+/// A provider and its sealed API key (if any), in one statement: what a call needs.
+pub fn get_provider_with_key(
+    db: &dyn Db,
+    id: &str,
+) -> Result<Option<(Provider, Option<Sealed>)>, DbError> {
+    let rows = db.query(
+        &format!(
+            "SELECT {PROVIDER_COLUMNS}, api_key_kid, api_key_nonce, api_key_sealed FROM llm_providers WHERE id = ?1"
+        ),
+        &[id.into()],
+    )?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let n = PROVIDER_COLUMNS.split(',').count();
+    let sealed = match (row.opt_text(n)?, &rows.rows[0][n + 1], &rows.rows[0][n + 2]) {
+        (Some(kid), Value::Blob(nonce), Value::Blob(ciphertext)) => Some(Sealed {
+            kid,
+            nonce: nonce.clone(),
+            ciphertext: ciphertext.clone(),
+        }),
+        _ => None,
+    };
+    Ok(Some((provider_from_row(row)?, sealed)))
+}
+
 /// Fields of a provider row (the key is passed sealed).
 pub struct ProviderFields<'a> {
     pub name: &'a str,
@@ -389,19 +415,27 @@ pub struct ModelAccess {
 }
 
 /// A model's allowlist.
-pub fn get_access(db: &dyn Db, model_id: &str) -> Result<ModelAccess, DbError> {
+pub fn get_access(db: &dyn Db, model_id: &str) -> Result<Option<ModelAccess>, DbError> {
+    // One statement: the model's existence and its allowlist (a model without one gives
+    // a row of NULLs).
     let rows = db.query(
-        "SELECT subject_type, subject FROM llm_model_access WHERE model_id = ?1 ORDER BY subject_type, subject",
+        "SELECT a.subject_type, a.subject FROM llm_models m
+         LEFT JOIN llm_model_access a ON a.model_id = m.id
+         WHERE m.id = ?1 ORDER BY a.subject_type, a.subject",
         &[model_id.into()],
     )?;
+    if rows.rows.is_empty() {
+        return Ok(None);
+    }
     let mut access = ModelAccess::default();
     for r in rows.iter() {
-        match r.text(0)?.as_str() {
-            "user" => access.users.push(r.text(1)?),
-            _ => access.roles.push(r.text(1)?),
+        match r.opt_text(0)?.as_deref() {
+            Some("user") => access.users.push(r.text(1)?),
+            Some(_) => access.roles.push(r.text(1)?),
+            None => {}
         }
     }
-    Ok(access)
+    Ok(Some(access))
 }
 
 /// Replaces a model's allowlist.

@@ -10,14 +10,15 @@
 pub mod exposition;
 pub mod histogram;
 pub mod prometheus;
+pub mod report;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 
-use crate::db::{Db, DbError, Row, Value};
+use crate::db::{Db, DbError, Row};
 use histogram::Histogram;
 
 /// Whose figures: one user's, or everyone's.
@@ -25,16 +26,6 @@ use histogram::Histogram;
 pub enum Scope<'a> {
     User(&'a str),
     All,
-}
-
-impl Scope<'_> {
-    /// ` AND user_id = ?N` for a user, nothing for everyone, with the parameter to bind.
-    fn filter(&self, n: usize) -> (String, Option<Value>) {
-        match self {
-            Scope::User(id) => (format!(" AND user_id = ?{n}"), Some((*id).into())),
-            Scope::All => (String::new(), None),
-        }
-    }
 }
 
 /// The start of the two windows, as bucket keys.
@@ -202,22 +193,9 @@ pub struct UserFigures {
 /// Most users listed in a breakdown.
 pub const MAX_USERS_IN_BREAKDOWN: i64 = 1000;
 
-/// Activity figures of a scope.
+/// Activity figures of a scope (one statement, see [`report`]).
 pub fn figures(db: &dyn Db, scope: Scope<'_>, windows: &Windows) -> Result<Figures, DbError> {
-    let mut figures = Figures::default();
-    activity(db, scope, windows, &mut figures)?;
-    figures.llm = llm_activity(db, scope, windows)?;
-    let (filter, param) = scope.filter(1);
-    figures.terminal.sessions_active = db
-        .query(
-            &format!("SELECT count(*) FROM terminal_sessions WHERE status = 'active'{filter}"),
-            param.as_slice(),
-        )?
-        .first()
-        .map(|r| r.int(0))
-        .transpose()?
-        .unwrap_or(0);
-    Ok(figures)
+    report::report(db, scope, windows, false).map(|(f, _)| f)
 }
 
 /// The five activity counters of one row, from column `from` on.
@@ -231,47 +209,22 @@ fn five(row: &Row<'_>, from: usize) -> Result<[i64; 5], DbError> {
     ])
 }
 
-const ACTIVITY_SUMS: &str = "coalesce(sum(conversations), 0), coalesce(sum(messages), 0), \
-     coalesce(sum(memories), 0), coalesce(sum(terminal_sessions), 0), coalesce(sum(terminal_commands), 0)";
-
-fn activity(
-    db: &dyn Db,
-    scope: Scope<'_>,
-    windows: &Windows,
-    out: &mut Figures,
-) -> Result<(), DbError> {
-    let (filter, param) = scope.filter(2);
-    let mut params: Vec<Value> = vec![windows.hour_since.clone().into()];
-    params.extend(param);
-    let rows = db.query(
-        &format!(
-            "SELECT 'stored', {ACTIVITY_SUMS} FROM stats_activity WHERE span = 'stored' AND bucket = ''{filter}
-             UNION ALL
-             SELECT 'hour', {ACTIVITY_SUMS} FROM stats_activity WHERE span = 'hour' AND bucket >= ?1{filter}"
-        ),
-        &params,
-    )?;
-    for row in rows.iter() {
-        let [c, m, k, s, x] = five(&row, 1)?;
-        if row.text(0)? == "stored" {
-            out.chat.conversations.total = c;
-            out.chat.messages.total = m;
-            out.chat.memories.total = k;
-            out.terminal.sessions_total = s;
-            out.terminal.commands_total = x;
-        } else {
-            out.chat.conversations.last_24h = c;
-            out.chat.messages.last_24h = m;
-            out.chat.memories.last_24h = k;
-            out.terminal.sessions_last_24h = s;
-            out.terminal.commands_last_24h = x;
-        }
-    }
-    Ok(())
+/// Sums of the five activity counters, in the order [`five`] reads.
+fn activity_sums() -> Vec<String> {
+    [
+        "conversations",
+        "messages",
+        "memories",
+        "terminal_sessions",
+        "terminal_commands",
+    ]
+    .iter()
+    .map(|c| format!("coalesce(sum({c}), 0)"))
+    .collect()
 }
 
 /// `sum(...)` of every numeric column of `stats_llm`, in the order [`llm_row`] reads.
-fn llm_sums() -> String {
+fn llm_sums() -> Vec<String> {
     let mut cols = vec![
         "coalesce(sum(calls), 0)".to_string(),
         "coalesce(sum(errors), 0)".into(),
@@ -285,7 +238,7 @@ fn llm_sums() -> String {
             .iter()
             .map(|c| format!("coalesce(sum({c}), 0)")),
     );
-    cols.join(", ")
+    cols
 }
 
 /// Reads the columns of [`llm_sums`] starting at `from`.
@@ -309,146 +262,10 @@ fn llm_row(row: &Row<'_>, from: usize) -> Result<LlmFigures, DbError> {
     })
 }
 
-fn llm_activity(db: &dyn Db, scope: Scope<'_>, windows: &Windows) -> Result<LlmActivity, DbError> {
-    let (filter, param) = scope.filter(3);
-    let mut params: Vec<Value> = vec![
-        windows.minute_since.clone().into(),
-        windows.hour_since.clone().into(),
-    ];
-    params.extend(param);
-    let window_filter =
-        format!("((span = 'minute' AND bucket >= ?1) OR (span = 'hour' AND bucket >= ?2)){filter}");
-    let rows = db.query(
-        &format!(
-            "SELECT span, provider_id, model_name, {} FROM stats_llm WHERE {window_filter}
-             GROUP BY span, provider_id, model_name ORDER BY span, provider_id, model_name",
-            llm_sums()
-        ),
-        &params,
-    )?;
-    let errors = db.query(
-        &format!(
-            "SELECT span, provider_id, model_name, code, sum(n) FROM stats_llm_errors WHERE {window_filter}
-             GROUP BY span, provider_id, model_name, code"
-        ),
-        &params,
-    )?;
-    let names: HashMap<String, String> = db
-        .query("SELECT id, name FROM llm_providers", &[])?
-        .iter()
-        .map(|r| Ok((r.text(0)?, r.text(1)?)))
-        .collect::<Result<_, DbError>>()?;
-
-    let mut activity = LlmActivity {
-        last_hour: LlmWindow {
-            since: windows.minute_since_rfc3339(),
-            ..LlmWindow::default()
-        },
-        last_24h: LlmWindow {
-            since: windows.hour_since_rfc3339(),
-            ..LlmWindow::default()
-        },
-    };
-    let mut by_key: HashMap<(String, String, String), LlmFigures> = HashMap::new();
-    for row in rows.iter() {
-        let key = (row.text(0)?, row.text(1)?, row.text(2)?);
-        by_key.insert(key, llm_row(&row, 3)?);
-    }
-    for row in errors.iter() {
-        let key = (row.text(0)?, row.text(1)?, row.text(2)?);
-        if let Some(f) = by_key.get_mut(&key) {
-            f.errors_by_code.insert(row.text(3)?, row.int(4)?);
-        }
-    }
-    let mut keys: Vec<_> = by_key.keys().cloned().collect();
-    keys.sort();
-    for key in keys {
-        let figures = by_key.remove(&key).unwrap_or_default();
-        let (span, provider_id, model) = key;
-        let window = if span == "minute" {
-            &mut activity.last_hour
-        } else {
-            &mut activity.last_24h
-        };
-        window.total.add(&figures);
-        window.by_model.push(LlmModelFigures {
-            provider_name: names.get(&provider_id).cloned(),
-            provider_id,
-            model,
-            figures,
-        });
-    }
-    Ok(activity)
-}
-
-/// Per-user lines for an admin, ordered by user name, at most [`MAX_USERS_IN_BREAKDOWN`].
+/// Per-user lines for an admin, ordered by user name, at most [`MAX_USERS_IN_BREAKDOWN`]
+/// (one statement, see [`report`]).
 pub fn per_user(db: &dyn Db, windows: &Windows) -> Result<Vec<UserFigures>, DbError> {
-    let users = db.query(
-        "SELECT id, username FROM users ORDER BY username_norm LIMIT ?1",
-        &[MAX_USERS_IN_BREAKDOWN.into()],
-    )?;
-    let mut lines: Vec<UserFigures> = Vec::new();
-    let mut index: HashMap<String, usize> = HashMap::new();
-    for row in users.iter() {
-        index.insert(row.text(0)?, lines.len());
-        lines.push(UserFigures {
-            user_id: row.text(0)?,
-            username: row.text(1)?,
-            ..UserFigures::default()
-        });
-    }
-    let mut each = |sql: &str,
-                    params: &[Value],
-                    apply: &dyn Fn(&mut UserFigures, &Row<'_>) -> Result<(), DbError>|
-     -> Result<(), DbError> {
-        for row in db.query(sql, params)?.iter() {
-            if let Some(&i) = index.get(&row.text(0)?) {
-                apply(&mut lines[i], &row)?;
-            }
-        }
-        Ok(())
-    };
-    each(
-        "SELECT user_id, conversations, messages, memories, terminal_sessions, terminal_commands
-         FROM stats_activity WHERE span = 'stored' AND bucket = ''",
-        &[],
-        &|u, r| {
-            let [c, m, k, s, x] = five(r, 1)?;
-            (u.conversations, u.messages, u.memories) = (c, m, k);
-            (u.terminal_sessions_total, u.terminal_commands) = (s, x);
-            Ok(())
-        },
-    )?;
-    each(
-        "SELECT user_id, sum(messages) FROM stats_activity
-         WHERE span = 'hour' AND bucket >= ?1 GROUP BY user_id",
-        &[windows.hour_since.clone().into()],
-        &|u, r| {
-            u.messages_last_24h = r.int(1)?;
-            Ok(())
-        },
-    )?;
-    each(
-        "SELECT user_id, sum(calls), sum(errors), sum(prompt_tokens) + sum(completion_tokens), total(cost)
-         FROM stats_llm WHERE span = 'hour' AND bucket >= ?1 GROUP BY user_id",
-        &[windows.hour_since.clone().into()],
-        &|u, r| {
-            u.llm_calls_last_24h = r.int(1)?;
-            u.llm_errors_last_24h = r.int(2)?;
-            u.llm_tokens_last_24h = r.int(3)?;
-            u.llm_cost_usd_last_24h = r.real(4)?;
-            Ok(())
-        },
-    )?;
-    each(
-        "SELECT user_id, count(*) FROM terminal_sessions WHERE status = 'active' GROUP BY user_id",
-        &[],
-        &|u, r| {
-            u.terminal_sessions_active = r.int(1)?;
-            Ok(())
-        },
-    )?;
-    Ok(lines)
+    report::report(db, Scope::All, windows, true).map(|(_, lines)| lines.unwrap_or_default())
 }
 
 #[cfg(test)]

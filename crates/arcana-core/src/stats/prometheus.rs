@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use super::exposition::{Exposition, Kind};
 use super::histogram::{BOUNDS_MS, Histogram};
-use super::{ACTIVITY_SUMS, five, llm_row, llm_sums};
+use super::{activity_sums, five, llm_row, llm_sums};
 use crate::db::{Db, DbError};
 
 /// Appends every Arcana family read from the database to `out`.
@@ -32,11 +32,12 @@ pub fn write_figures(db: &dyn Db, out: &mut Exposition) -> Result<(), DbError> {
         );
     }
 
+    let sums = activity_sums().join(", ");
     let rows = db.query(
         &format!(
-            "SELECT 'stored', {ACTIVITY_SUMS} FROM stats_activity WHERE span = 'stored' AND bucket = ''
+            "SELECT 'stored', {sums} FROM stats_activity WHERE span = 'stored' AND bucket = ''
              UNION ALL
-             SELECT 'all', {ACTIVITY_SUMS} FROM stats_activity WHERE span = 'all' AND bucket = ''"
+             SELECT 'all', {sums} FROM stats_activity WHERE span = 'all' AND bucket = ''"
         ),
         &[],
     )?;
@@ -107,7 +108,7 @@ fn write_llm(db: &dyn Db, out: &mut Exposition) -> Result<(), DbError> {
         &format!(
             "SELECT provider_id, model_name, {} FROM stats_llm WHERE span = 'all' AND bucket = ''
              GROUP BY provider_id, model_name ORDER BY provider_id, model_name",
-            llm_sums()
+            llm_sums().join(", ")
         ),
         &[],
     )?;
