@@ -10,6 +10,7 @@ mod hosts;
 mod latency;
 mod load;
 mod seed;
+mod slow;
 mod status;
 mod terminal;
 
@@ -34,6 +35,8 @@ enum Cli {
     Status(status::Args),
     /// Real `spin up` vs `arcana up` on the same components: req/s, p50 and statements.
     Hosts(hosts::Args),
+    /// A normal client's latency while hundreds of slow connections are held open.
+    Slow(slow::Args),
 }
 
 /// Options of the API benchmark.
@@ -61,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
         Cli::Chat(args) => chat::run(args).await,
         Cli::Status(args) => status::run(args).await,
         Cli::Hosts(args) => hosts::run(args).await,
+        Cli::Slow(args) => slow::run(args).await,
     }
 }
 

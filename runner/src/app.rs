@@ -32,6 +32,8 @@ pub struct Limits {
     pub max_concurrent_requests: usize,
     /// Open database connections per database.
     pub db_connections: usize,
+    /// Connection and body limits applied before a request reaches a component.
+    pub front_door: arcana_serve::Limits,
 }
 
 impl Default for Limits {
@@ -41,6 +43,7 @@ impl Default for Limits {
             max_memory_bytes: 256 << 20,
             max_concurrent_requests: 128,
             db_connections: 8,
+            front_door: arcana_serve::Limits::default(),
         }
     }
 }

@@ -80,6 +80,8 @@ struct UpArgs {
     /// Open connections per database.
     #[arg(long, default_value_t = 8)]
     db_connections: usize,
+    #[command(flatten)]
+    front_door: arcana_serve::Limits,
     /// Folder for compiled-code cache (default: `.spin/wasmtime-cache` next to the manifest).
     #[arg(long, env = "ARCANA_CACHE_DIR")]
     cache_dir: Option<PathBuf>,
@@ -173,6 +175,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         max_memory_bytes: args.max_memory_mib.max(1) << 20,
         max_concurrent_requests: args.max_concurrent_requests.max(1),
         db_connections: args.db_connections.max(1),
+        front_door: args.front_door.clone(),
     };
     let cache_dir = args
         .cache_dir

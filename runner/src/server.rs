@@ -6,17 +6,15 @@
 //! The guest runs in its own task so it can keep writing a streamed body after the
 //! headers went out. A semaphore caps guests executing at once; past it, requests wait.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use arcana_serve::BufferedRequest;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
-use hyper::body::Incoming;
 use hyper::header::{HeaderName, HeaderValue};
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper::{Response, StatusCode};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use wasmtime::{Store, StoreLimitsBuilder};
@@ -44,6 +42,7 @@ struct Server {
 pub const METRICS_ROUTE: &str = "/metrics";
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
+/// Connections and bodies are limited by `app.limits.front_door`.
 /// `terminal_scrape` is where `/metrics` finds terminal-host's figures, when it runs.
 pub async fn run(
     listener: TcpListener,
@@ -61,55 +60,31 @@ pub async fn run(
         }
     });
     let permits = Semaphore::new(app.limits.max_concurrent_requests);
+    let front_door = app.limits.front_door.clone();
     let server = Arc::new(Server {
         app,
         permits,
         metrics: RequestMetrics::new(),
         terminal_scrape,
     });
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, client) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
-        let server = server.clone();
-        let service = hyper::service::service_fn(move |req| {
+    // The front door reads each body whole before `handle` runs, so only requests that
+    // are ready take one of the execution permits (see arcana_serve).
+    arcana_serve::serve(
+        listener,
+        front_door,
+        move |req, client| {
             let server = server.clone();
-            async move { Ok::<_, Infallible>(server.handle(req, client).await) }
-        });
-        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
-    }
-    tracing::info!("shutting down: waiting for open requests");
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(std::time::Duration::from_secs(10)) => {
-            tracing::warn!("open requests did not finish in 10 s; closing them");
-        }
-    }
+            async move { server.handle(req, client).await }
+        },
+        shutdown,
+    )
+    .await?;
     ticker.abort();
     Ok(())
 }
 
 impl Server {
-    async fn handle(&self, mut req: Request<Incoming>, client: SocketAddr) -> Response<Body> {
+    async fn handle(&self, mut req: BufferedRequest, client: SocketAddr) -> Response<Body> {
         let started = Instant::now();
         let _in_flight = self.metrics.start();
         let request_id = request_id(&req);
@@ -211,7 +186,7 @@ impl Server {
     async fn run_component(
         &self,
         index: usize,
-        req: Request<Incoming>,
+        req: BufferedRequest,
         statements: Arc<std::sync::atomic::AtomicU32>,
     ) -> Result<Response<Body>, Failure> {
         let _permit = self
@@ -252,7 +227,7 @@ impl Server {
         let incoming = store
             .data_mut()
             .http()
-            .new_incoming_request(Scheme::Http, req)
+            .new_incoming_request(Scheme::Http, req.map(arcana_serve::into_incoming_like))
             .map_err(|e| Failure::internal(e.into()))?;
         let out = store
             .data_mut()
@@ -328,7 +303,7 @@ impl Failure {
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Keeps a caller's `x-request-id` when it is short and printable; otherwise makes one.
-fn request_id(req: &Request<Incoming>) -> String {
+fn request_id(req: &BufferedRequest) -> String {
     req.headers()
         .get(&X_REQUEST_ID)
         .and_then(|v| v.to_str().ok())
@@ -342,7 +317,7 @@ fn request_id(req: &Request<Incoming>) -> String {
 /// client sends reach the component, as in Spin: components must trust only the
 /// headers their route defines.
 fn set_spin_headers(
-    req: &mut Request<Incoming>,
+    req: &mut BufferedRequest,
     matched: &RouteMatch,
     client: SocketAddr,
     request_id: &str,

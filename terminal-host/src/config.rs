@@ -86,6 +86,9 @@ pub struct Config {
     /// `text` or `json` logs.
     #[arg(long, env = "ARCANA_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+
+    #[command(flatten)]
+    pub front_door: arcana_serve::Limits,
 }
 
 impl Config {

@@ -191,16 +191,33 @@ pub async fn serve(
     tracing::info!(%addr, database = %db.describe(), "terminal-host listening");
     let registry = state.registry.clone();
     let parent = state.config.parent_pid;
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(async move {
+    let front_door = state.config.front_door.clone();
+    let router = app(state);
+    // Slow headers and bodies, floods and TCP_NODELAY are the front door's (arcana_serve);
+    // a WebSocket upgrade passes through it like any request.
+    arcana_serve::serve(
+        listener,
+        front_door,
+        move |req, _client| {
+            let router = router.clone();
+            async move {
+                use tower::ServiceExt;
+                match router.oneshot(req.map(axum::body::Body::new)).await {
+                    Ok(resp) => resp,
+                    Err(never) => match never {},
+                }
+            }
+        },
+        async move {
             tokio::select! {
                 () = shutdown => {}
                 () = parent_gone(parent) => tracing::warn!("the parent process is gone"),
             }
             tracing::info!("shutting down: closing every terminal session");
             registry.close_all("host_shutdown").await;
-        })
-        .await?;
+        },
+    )
+    .await?;
     if let Some(rc) = rc_file.as_ref().and_then(|p| p.parent()) {
         let _ = std::fs::remove_dir_all(rc);
     }
