@@ -703,3 +703,71 @@ async fn oversized_messages_close_the_socket_not_the_server() {
     send(&mut ws, "echo still-$((1+1))\r").await;
     read_until(&mut ws, "still-2").await;
 }
+
+/// `arcana up` supervises terminal-host: killed with SIGKILL, it is reaped and started
+/// again on the same address, shells work again within seconds, and the status says so.
+#[tokio::test]
+async fn a_killed_terminal_host_is_restarted_and_reaped() {
+    let runner = Runner::start_with(RunnerOptions {
+        with_terminal_host: true,
+        ..Default::default()
+    });
+    let admin = arcana_tests::register_admin(&runner, "root", "root password").await;
+    let url = runner.terminal_url.clone().unwrap();
+    let status = |token: String| {
+        let at = runner.at("/api/arcana/status");
+        async move {
+            let v: Value = client()
+                .get(at)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            v["terminal_host"].clone()
+        }
+    };
+    assert_eq!(
+        status(admin.clone()).await,
+        json!({"up": true, "restarts": 0})
+    );
+    let old: Vec<u32> = children_of(runner.pid())
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm"))
+                .is_ok_and(|c| c.trim() == "terminal-host")
+        })
+        .collect();
+    assert_eq!(old.len(), 1, "one terminal-host under the runner");
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &old[0].to_string()])
+        .status();
+
+    let ws = url.replacen("http://", "ws://", 1);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut socket = loop {
+        let target = format!("{ws}/ws/shell/{}", new_id());
+        match shell::try_open(&target, Some(&admin), None).await {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await
+            }
+            Err(code) => panic!("no shell after the restart: {code}"),
+        }
+    };
+    next_json(&mut socket).await;
+    send(&mut socket, "echo back-$((40+2))\r").await;
+    read_until(&mut socket, "back-42").await;
+    assert_eq!(
+        status(admin.clone()).await,
+        json!({"up": true, "restarts": 1})
+    );
+    // The killed process was reaped: no zombie left under the runner.
+    assert_eq!(
+        process_state(old[0]),
+        None,
+        "the old terminal-host is a zombie"
+    );
+}

@@ -223,16 +223,23 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     } else {
         start_terminal_host(&manifest, &args, &app).await?
     };
-    let terminal_scrape = match (&terminal_host, app.variables.get("metrics_token")) {
-        (Some((_, url)), Some(token)) => Some(arcana_runner::metrics::TerminalHostScrape {
-            url: format!("{url}/metrics"),
-            token: token.to_string(),
-        }),
-        _ => None,
-    };
+    let terminal_scrape =
+        terminal_host
+            .as_ref()
+            .map(|t| arcana_runner::metrics::TerminalHostScrape {
+                url: format!("{}/metrics", t.url),
+                token: app
+                    .variables
+                    .get("metrics_token")
+                    .unwrap_or_default()
+                    .to_string(),
+                state: t.state.clone(),
+            });
 
     server::run(listener, app, terminal_scrape, shutdown_signal()).await?;
-    drop(terminal_host);
+    if let Some(t) = terminal_host {
+        t.stop().await;
+    }
     eprintln!("Stopped.");
     Ok(())
 }
@@ -253,12 +260,12 @@ fn print_banner(app: &App, addr: SocketAddr, manifest: &Path) {
     }
 }
 
-/// Starts terminal-host on the same database and secrets, and prints its URL.
+/// Starts terminal-host on the same database and secrets, supervised, and prints its URL.
 async fn start_terminal_host(
     manifest: &Manifest,
     args: &UpArgs,
     app: &App,
-) -> anyhow::Result<Option<(tokio::process::Child, String)>> {
+) -> anyhow::Result<Option<arcana_runner::sidecar::Supervised>> {
     let Some(path) = arcana_runner::sidecar::terminal_host_path() else {
         eprintln!(
             "terminal-host is not built (cargo build -p terminal-host); serving the components only"
@@ -294,15 +301,16 @@ async fn start_terminal_host(
             origins.to_string(),
         ));
     }
-    let (child, url) = arcana_runner::sidecar::spawn(&path, &cli, &env)
+    let supervised = arcana_runner::sidecar::Supervised::start(&path, &cli, &env)
         .await
         .with_context(|| format!("cannot start {}", path.display()))?;
+    let url = &supervised.url;
     println!("Terminal {url}");
     println!(
         "  shells: {}/ws/shell/{{session_id}}",
         url.replacen("http://", "ws://", 1)
     );
-    Ok(Some((child, url)))
+    Ok(Some(supervised))
 }
 
 async fn shutdown_signal() {

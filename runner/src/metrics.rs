@@ -31,6 +31,7 @@ pub struct RequestMetrics {
     duration: HistogramVec,
     in_flight: IntGauge,
     terminal_host_up: IntGauge,
+    terminal_host_restarts: IntGauge,
 }
 
 impl RequestMetrics {
@@ -64,11 +65,17 @@ impl RequestMetrics {
             "Whether terminal-host answered the runner's scrape (1) or not (0).",
         )
         .expect("valid metric");
+        let terminal_host_restarts = IntGauge::new(
+            "arcana_terminal_host_restarts",
+            "Times the runner started terminal-host again after it exited unexpectedly.",
+        )
+        .expect("valid metric");
         for c in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(duration.clone()),
             Box::new(in_flight.clone()),
             Box::new(terminal_host_up.clone()),
+            Box::new(terminal_host_restarts.clone()),
         ] {
             registry.register(c).expect("unique metric");
         }
@@ -78,6 +85,7 @@ impl RequestMetrics {
             duration,
             in_flight,
             terminal_host_up,
+            terminal_host_restarts,
         }
     }
 
@@ -109,14 +117,18 @@ impl RequestMetrics {
     }
 
     /// The runner's families in text format.
-    fn render(&self, terminal_host_up: Option<bool>) -> String {
+    fn render(&self, terminal_host_up: Option<bool>, restarts: Option<u64>) -> String {
         match terminal_host_up {
             Some(up) => self.terminal_host_up.set(up as i64),
             None => self.terminal_host_up.set(0),
         }
+        self.terminal_host_restarts
+            .set(restarts.unwrap_or(0) as i64);
         let mut families = self.registry.gather();
         if terminal_host_up.is_none() {
-            families.retain(|f| f.name() != "arcana_terminal_host_up");
+            families.retain(|f| {
+                f.name() != "arcana_terminal_host_up" && f.name() != "arcana_terminal_host_restarts"
+            });
         }
         let mut out = Vec::new();
         if let Err(e) = TextEncoder::new().encode(&families, &mut out) {
@@ -148,6 +160,8 @@ pub struct TerminalHostScrape {
     pub url: String,
     /// Sent as `Authorization: Bearer`.
     pub token: String,
+    /// The supervisor's view: up, restarts.
+    pub state: std::sync::Arc<crate::sidecar::SidecarState>,
 }
 
 /// Builds the merged `/metrics` body: the component's families, then the runner's,
@@ -175,7 +189,8 @@ pub async fn merged_body(
     if !out.is_empty() && !out.ends_with(b"\n") {
         out.push(b'\n');
     }
-    out.extend_from_slice(metrics.render(up).as_bytes());
+    let restarts = terminal.map(|t| t.state.restarts());
+    out.extend_from_slice(metrics.render(up, restarts).as_bytes());
     match terminal_text {
         Some(Ok(text)) => out.extend_from_slice(text.as_bytes()),
         Some(Err(e)) => tracing::warn!(error = %e, "cannot scrape terminal-host"),

@@ -41,6 +41,9 @@ struct Server {
 /// The application route whose 200 answers get the runner's metrics appended.
 pub const METRICS_ROUTE: &str = "/metrics";
 
+/// The application route whose 200 answers get the supervised terminal-host's state.
+pub const STATUS_ROUTE: &str = "/api/arcana/status";
+
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
 /// Connections and bodies are limited by `app.limits.front_door`.
 /// `terminal_scrape` is where `/metrics` finds terminal-host's figures, when it runs.
@@ -108,6 +111,9 @@ impl Server {
                 match self.run_component(index, req, statements.clone()).await {
                     Ok(resp) if route == METRICS_ROUTE && resp.status() == StatusCode::OK => {
                         self.with_runner_metrics(resp, &request_id).await
+                    }
+                    Ok(resp) if route == STATUS_ROUTE && resp.status() == StatusCode::OK => {
+                        self.with_terminal_host_state(resp).await
                     }
                     Ok(resp) => resp,
                     Err(failure) => {
@@ -181,6 +187,40 @@ impl Server {
                 )
             }
         }
+    }
+
+    /// Adds `terminal_host: {up, restarts}` to the status report when the runner
+    /// supervises one (`null` when it runs without); other answers pass unchanged.
+    async fn with_terminal_host_state(&self, resp: Response<Body>) -> Response<Body> {
+        let (parts, body) = resp.into_parts();
+        let bytes = match http_body_util::Limited::new(body, 4 << 20).collect().await {
+            Ok(c) => c.to_bytes(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the status report");
+                return empty(StatusCode::BAD_GATEWAY);
+            }
+        };
+        let merged = match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(serde_json::Value::Object(mut report)) => {
+                let state = self.terminal_scrape.as_ref().map(
+                    |t| serde_json::json!({"up": t.state.up(), "restarts": t.state.restarts()}),
+                );
+                report.insert(
+                    "terminal_host".into(),
+                    state.unwrap_or(serde_json::Value::Null),
+                );
+                Bytes::from(serde_json::Value::Object(report).to_string())
+            }
+            _ => bytes,
+        };
+        let mut resp = Response::from_parts(
+            parts,
+            Full::new(merged)
+                .map_err(|never| match never {})
+                .boxed_unsync(),
+        );
+        resp.headers_mut().remove(hyper::header::CONTENT_LENGTH);
+        resp
     }
 
     async fn run_component(

@@ -31,7 +31,8 @@ pub fn new_session_id() -> String {
     )
 }
 
-/// Opens `url` with optional bearer token and Origin; the HTTP status on refusal.
+/// Opens `url` with optional bearer token and Origin; the HTTP status on refusal, or 0
+/// when no HTTP answer came (connection refused or reset).
 pub async fn try_open(url: &str, token: Option<&str>, origin: Option<&str>) -> Result<Ws, u16> {
     let mut req = url.into_client_request().unwrap();
     if let Some(t) = token {
@@ -44,6 +45,7 @@ pub async fn try_open(url: &str, token: Option<&str>, origin: Option<&str>) -> R
     match tokio_tungstenite::connect_async(req).await {
         Ok((ws, _)) => Ok(ws),
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => Err(resp.status().as_u16()),
+        Err(tokio_tungstenite::tungstenite::Error::Io(_)) => Err(0),
         Err(e) => panic!("websocket error: {e}"),
     }
 }
