@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 /// Half a request head, or a whole head announcing 1000 body bytes and 12 of them.
 async fn slow_connection(addr: SocketAddr, i: usize) -> TcpStream {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    let text = if i % 2 == 0 {
+    let text = if i.is_multiple_of(2) {
         "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: appl".to_string()
     } else {
         "POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"username\":".to_string()

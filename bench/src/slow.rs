@@ -32,7 +32,7 @@ async fn attack(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<TcpStream>> {
     let mut held = Vec::with_capacity(n);
     for i in 0..n {
         let mut s = TcpStream::connect(addr).await?;
-        let text: &[u8] = if i % 2 == 0 {
+        let text: &[u8] = if i.is_multiple_of(2) {
             b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Ty"
         } else {
             b"POST /api/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"user"
