@@ -272,12 +272,28 @@ both_hosts! {
         let forged = forge(claims(now() + 600), "some-other-secret-some-other-secret!!");
         let (status, _) = api.send("GET", "/api/auth/me", Some(&forged), None).await;
         assert_eq!(status, 401);
-        let expired = forge(claims(now() - 10), TEST_JWT_SECRET);
+        // Past the 30 s leeway for clocks that differ.
+        let expired = forge(claims(now() - 120), TEST_JWT_SECRET);
         let (status, body) = api.send("GET", "/api/auth/me", Some(&expired), None).await;
         assert_eq!(
             (status, body["code"].as_str()),
             (StatusCode::UNAUTHORIZED, Some("token_expired"))
         );
+        let mut early = claims(now() + 600);
+        early["nbf"] = json!(now() + 600);
+        let (status, body) = api
+            .send("GET", "/api/auth/me", Some(&forge(early, TEST_JWT_SECRET)), None)
+            .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("token_not_yet_valid"))
+        );
+        let mut from_the_future = claims(now() + 600);
+        from_the_future["iat"] = json!(now() + 600);
+        let (status, _) = api
+            .send("GET", "/api/auth/me", Some(&forge(from_the_future, TEST_JWT_SECRET)), None)
+            .await;
+        assert_eq!(status, 401);
         // The same claims, unexpired and properly signed, are accepted: the 401s above were real.
         let good = forge(claims(now() + 600), TEST_JWT_SECRET);
         assert_eq!(

@@ -611,3 +611,74 @@ both_hosts! {
         assert_eq!(users.len(), 8);
     }
 }
+
+both_hosts! {
+    /// NUL and other control characters in queries, titles, keys, names and messages are
+    /// refused with 422 or handled; never a server error.
+    async fn control_characters_never_cause_a_server_error() {
+        let env = setup().await;
+        let (code, conv) = env
+            .call("POST", "/api/chat/conversations", Some(json!({"title": "plain"})))
+            .await;
+        assert_eq!(code, 201);
+        let id = conv["id"].as_str().unwrap();
+        for q in ["a%00b", "%00", "x%01%1fy", "%07bell", "a%0Ab"] {
+            let (code, body) = env.call("GET", &format!("/api/chat/search?q={q}"), None).await;
+            assert_eq!(code, 200, "search {q}: {body}");
+        }
+        for bad in ["a\u{0}b", "tab\tand\u{1b}[31mred", "line\nbreak"] {
+            let (code, body) = env
+                .call("POST", "/api/chat/conversations", Some(json!({"title": bad})))
+                .await;
+            assert_eq!(code, 422, "title {bad:?}: {body}");
+            let (code, _) = env
+                .call("PUT", &format!("/api/chat/conversations/{id}"), Some(json!({"title": bad})))
+                .await;
+            assert_eq!(code, 422, "rename {bad:?}");
+            let (code, _) = env
+                .call("POST", "/api/arcana/context-memory", Some(json!({"key": bad, "value": 1})))
+                .await;
+            assert_eq!(code, 422, "memory key {bad:?}");
+            let (code, _) = env
+                .call(
+                    "POST",
+                    "/api/admin/users",
+                    Some(json!({"username": bad, "password": "a long password"})),
+                )
+                .await;
+            assert_eq!(code, 422, "username {bad:?}");
+            let resp = client()
+                .post(env.runner.at("/api/auth/login"))
+                .json(&json!({"username": bad, "password": "whatever it is"}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status(), 401, "login {bad:?}");
+            let (code, _) = env
+                .call(
+                    "POST",
+                    "/api/arcana/llm/providers",
+                    Some(json!({"name": bad, "kind": "openai", "base_url": "http://127.0.0.1:9/v1"})),
+                )
+                .await;
+            assert_eq!(code, 422, "provider name {bad:?}");
+        }
+        // Control characters in memory values and messages are content: stored and read back.
+        let (code, m) = env
+            .call("POST", "/api/arcana/context-memory", Some(json!({"key": "ctl", "value": "a\u{0}b\u{1}"})))
+            .await;
+        assert_eq!(code, 201, "{m}");
+        let (_, m) = env.call("GET", "/api/arcana/context-memory/ctl", None).await;
+        assert_eq!(m["value"], "a\u{0}b\u{1}");
+        let (code, reply) = env
+            .call(
+                "POST",
+                "/api/chat",
+                Some(json!({"conversation_id": id, "message": "nul\u{0}inside\u{1b}[0m"})),
+            )
+            .await;
+        assert!(code == 200 || code == 422, "{code}: {reply}");
+        let (code, _) = env.call("GET", "/api/chat/search?q=inside", None).await;
+        assert_eq!(code, 200);
+    }
+}

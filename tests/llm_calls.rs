@@ -141,6 +141,16 @@ both_hosts! {
             json!({"role": "system", "content": "Answer in haiku."})
         );
         assert_eq!(sent.body["temperature"], 0.3);
+        // The body's size is known, so it is sent with Content-Length, not chunked.
+        let header = |name: &str| {
+            sent.headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
+        assert!(header("transfer-encoding").is_none(), "{:?}", sent.headers);
+        let length: usize = header("content-length").expect("content-length").parse().unwrap();
+        assert_eq!(length, sent.raw_len, "the declared length is the body's");
 
         let usage = env.usage().await;
         assert_eq!(usage["rows"][0]["calls"], 1);

@@ -31,6 +31,8 @@ pub struct Received {
     pub path: String,
     pub headers: Vec<(String, String)>,
     pub body: Value,
+    /// The body's length in bytes as received.
+    pub raw_len: usize,
 }
 
 /// A running stand-in.
@@ -122,6 +124,7 @@ async fn handle(
         path: path.clone(),
         headers,
         body: body.clone(),
+        raw_len: bytes.len(),
     });
 
     let anthropic = path.ends_with("/messages");

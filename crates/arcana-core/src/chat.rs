@@ -346,8 +346,9 @@ pub struct SearchHit {
 
 /// Turns user input into a safe FTS5 expression: every word quoted, all required.
 pub fn fts_query(q: &str) -> Option<String> {
+    // Control characters separate words like spaces do (a NUL would end FTS5's string).
     let terms: Vec<String> = q
-        .split_whitespace()
+        .split(|c: char| c.is_whitespace() || c.is_control())
         .filter(|t| !t.is_empty())
         .take(20)
         .map(|t| format!("\"{}\"", t.replace('"', "\"\"")))

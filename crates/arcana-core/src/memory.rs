@@ -11,7 +11,8 @@ use crate::pagination::{Cursor, Page, PageRequest};
 pub struct Memory {
     pub id: String,
     pub key: String,
-    #[schema(value_type = Object)]
+    /// Any JSON value.
+    #[schema(value_type = serde_json::Value)]
     pub value: serde_json::Value,
     pub last_accessed: String,
     pub created_at: String,
@@ -25,7 +26,8 @@ pub struct MemoryInput {
     /// 1 to 128 characters: letters, digits, `_ . : -`.
     pub key: String,
     /// Any JSON, at most 16 KiB serialized.
-    #[schema(value_type = Object)]
+    /// Any JSON value.
+    #[schema(value_type = serde_json::Value)]
     pub value: serde_json::Value,
 }
 

@@ -35,6 +35,16 @@ impl Validator {
         )
     }
 
+    /// A one-line name or title: `min` to `max` characters and no control characters
+    /// (no NUL, no newline, no escape sequence that would rewrite a terminal or a log).
+    pub fn text(&mut self, value: &str, field: &str, min: usize, max: usize) -> &mut Self {
+        self.length(value, field, min, max).check(
+            !value.chars().any(char::is_control),
+            field,
+            "must not contain control characters",
+        )
+    }
+
     /// `Ok` when nothing was recorded, else a 422 listing everything.
     pub fn finish(&mut self) -> Result<(), ApiError> {
         if self.errors.is_empty() {

@@ -37,11 +37,22 @@ impl Transport for WasiTransport {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let headers: Vec<(String, Vec<u8>)> = req
+        let mut headers: Vec<(String, Vec<u8>)> = req
             .headers
             .iter()
             .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
             .collect();
+        // The body's size is known: say so, rather than let the host send it chunked,
+        // which some OpenAI-compatible servers and proxies refuse.
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        {
+            headers.push((
+                "content-length".into(),
+                req.body.len().to_string().into_bytes(),
+            ));
+        }
         let fields = Fields::from_list(&headers)
             .map_err(|e| TransportError::Connect(format!("bad header: {e:?}")))?;
         let outgoing = OutgoingRequest::new(fields);

@@ -58,7 +58,7 @@ fn own_conversation(ctx: &Ctx<'_>, caller: &AuthUser, id: &str) -> ApiResult<Con
 
 fn check_title(title: &str) -> ApiResult<()> {
     Validator::new()
-        .length(title.trim(), "title", 1, 200)
+        .text(title.trim(), "title", 1, 200)
         .finish()
 }
 
@@ -581,7 +581,7 @@ pub fn import(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiR
         "format",
         "must be arcana.conversation.v1",
     );
-    v.length(body.title.trim(), "title", 1, 200);
+    v.text(body.title.trim(), "title", 1, 200);
     v.check(
         body.messages.len() <= 10_000,
         "messages",

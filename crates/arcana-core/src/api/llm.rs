@@ -106,7 +106,7 @@ fn double_option<'de, D: serde::Deserializer<'de>>(
 impl ProviderInput {
     fn validate(&self) -> ApiResult<()> {
         let mut v = Validator::new();
-        v.length(&self.name, "name", 1, 100);
+        v.text(&self.name, "name", 1, 100);
         let url_ok = (self.base_url.starts_with("https://")
             || self.base_url.starts_with("http://"))
             && !self.base_url.contains(char::is_whitespace)
@@ -308,9 +308,9 @@ pub struct ModelInput {
 impl ModelInput {
     fn validate(&self) -> ApiResult<()> {
         let mut v = Validator::new();
-        v.length(&self.model_name, "model_name", 1, 200);
+        v.text(&self.model_name, "model_name", 1, 200);
         if let Some(d) = &self.display_name {
-            v.length(d, "display_name", 1, 200);
+            v.text(d, "display_name", 1, 200);
         }
         v.check(
             (1..=10_000_000).contains(&self.max_tokens),
@@ -543,7 +543,7 @@ pub struct RuleInput {
 
 fn check_rule(ctx: &Ctx<'_>, body: &RuleInput) -> ApiResult<()> {
     let mut v = Validator::new();
-    v.length(&body.name, "name", 1, 100);
+    v.text(&body.name, "name", 1, 100);
     v.check(
         (-1_000_000..=1_000_000).contains(&body.priority),
         "priority",

@@ -48,9 +48,54 @@ pub fn document() -> utoipa::openapi::OpenApi {
     doc
 }
 
-/// The document as JSON text.
+/// The document as JSON text, with the error conventions every endpoint shares applied
+/// (see [`problem_responses`]).
 pub fn document_json() -> String {
-    document().to_json().expect("OpenAPI document serializes")
+    let mut doc = serde_json::to_value(document()).expect("OpenAPI document serializes");
+    problem_responses(&mut doc);
+    doc.to_string()
+}
+
+/// Errors are `application/problem+json` bodies of the `Problem` schema, whatever the
+/// status: the responses that name `Problem` get that media type, and every operation
+/// gets a `default` response saying so, so each error a client can meet is documented.
+fn problem_responses(doc: &mut serde_json::Value) {
+    let problem = serde_json::json!({
+        "description": "An error (RFC 9457): a stable `code`, a `detail`, the `request_id`.",
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    });
+    let Some(paths) = doc["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
+                continue;
+            };
+            for (status, response) in responses.iter_mut() {
+                let is_error = status.parse::<u16>().is_ok_and(|s| s >= 400);
+                if is_error && response.get("content").is_none() {
+                    response["content"] = problem["content"].clone();
+                }
+                let Some(content) = response.get_mut("content").and_then(|c| c.as_object_mut())
+                else {
+                    continue;
+                };
+                let names_problem = content
+                    .get("application/json")
+                    .is_some_and(|c| c["schema"]["$ref"] == "#/components/schemas/Problem");
+                if names_problem && let Some(c) = content.remove("application/json") {
+                    content.insert("application/problem+json".into(), c);
+                }
+            }
+            responses
+                .entry("default")
+                .or_insert_with(|| problem.clone());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -72,5 +117,51 @@ mod tests {
             missing.is_empty(),
             "routes missing from OpenAPI: {missing:?}"
         );
+    }
+}
+
+#[cfg(test)]
+mod schema_tests {
+    use super::*;
+
+    fn schemas() -> serde_json::Value {
+        let doc: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        doc["components"]["schemas"].clone()
+    }
+
+    #[test]
+    fn user_roles_and_message_roles_are_distinct_schemas() {
+        let s = schemas();
+        assert_eq!(s["UserRole"]["enum"], serde_json::json!(["admin", "user"]));
+        assert_eq!(
+            s["MessageRole"]["enum"],
+            serde_json::json!(["system", "user", "assistant"])
+        );
+        assert!(s.get("Role").is_none(), "an ambiguous Role schema is left");
+        for (schema, field) in [
+            ("User", "role"),
+            ("CreateUserRequest", "role"),
+            ("UpdateUserRequest", "role"),
+        ] {
+            let text = s[schema]["properties"][field].to_string();
+            assert!(text.contains("UserRole"), "{schema}.{field}: {text}");
+        }
+        assert!(
+            s["Message"]["properties"]["role"]
+                .to_string()
+                .contains("MessageRole")
+        );
+    }
+
+    #[test]
+    fn memory_values_are_any_json() {
+        let s = schemas();
+        for schema in ["MemoryInput", "Memory"] {
+            let value = &s[schema]["properties"]["value"];
+            assert!(
+                value.get("type").is_none(),
+                "{schema}.value is typed: {value}"
+            );
+        }
     }
 }

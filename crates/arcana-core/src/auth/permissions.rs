@@ -47,6 +47,7 @@ impl Permission {
 /// A user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = UserRole)]
 pub enum Role {
     Admin,
     User,

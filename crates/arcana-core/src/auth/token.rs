@@ -39,24 +39,42 @@ pub fn issue(secret: &[u8], claims: &Claims) -> Result<String, ApiError> {
     .map_err(ApiError::internal)
 }
 
-/// Verifies signature, algorithm, issuer and expiry (no leeway).
+/// Clock difference tolerated between the issuing and the checking host, in seconds.
+pub const LEEWAY_SECS: i64 = 30;
+
+/// Verifies signature, algorithm, issuer and the time claims: `exp` (past it, expired),
+/// `nbf` (before it, not yet valid) and `iat` (required; never in the future), each with
+/// [`LEEWAY_SECS`] of tolerance for clocks that differ a little.
 pub fn verify(secret: &[u8], token: &str) -> Result<Claims, ApiError> {
     let mut validation = Validation::new(Algorithm::HS256);
-    validation.leeway = 0;
+    validation.leeway = LEEWAY_SECS as u64;
+    validation.validate_nbf = true;
     validation.set_issuer(&[ISSUER]);
-    validation.set_required_spec_claims(&["exp", "sub", "iss"]);
-    jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
-        .map(|data| data.claims)
-        .map_err(|e| match e.kind() {
-            ErrorKind::ExpiredSignature => ApiError::unauthorized(
-                "token_expired",
-                "The access token has expired; log in again.",
-            ),
-            _ => ApiError::unauthorized(
-                "invalid_token",
-                "The access token is malformed or not valid.",
-            ),
-        })
+    validation.set_required_spec_claims(&["exp", "sub", "iss", "iat"]);
+    let invalid = || {
+        ApiError::unauthorized(
+            "invalid_token",
+            "The access token is malformed or not valid.",
+        )
+    };
+    let claims =
+        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                ErrorKind::ExpiredSignature => ApiError::unauthorized(
+                    "token_expired",
+                    "The access token has expired; log in again.",
+                ),
+                ErrorKind::ImmatureSignature => ApiError::unauthorized(
+                    "token_not_yet_valid",
+                    "The access token is not valid yet (nbf is in the future).",
+                ),
+                _ => invalid(),
+            })?;
+    if claims.iat > crate::time::now().unix_timestamp() + LEEWAY_SECS {
+        return Err(invalid());
+    }
+    Ok(claims)
 }
 
 #[cfg(test)]
@@ -86,11 +104,56 @@ mod tests {
 
     #[test]
     fn expired_forged_and_garbage_tokens_fail() {
-        let expired = issue(SECRET, &claims(-5)).unwrap();
+        let expired = issue(SECRET, &claims(-LEEWAY_SECS - 5)).unwrap();
         assert_eq!(verify(SECRET, &expired).unwrap_err().code, "token_expired");
         let forged = issue(b"another-secret-another-secret-xx", &claims(60)).unwrap();
         assert_eq!(verify(SECRET, &forged).unwrap_err().code, "invalid_token");
         assert_eq!(verify(SECRET, "a.b.c").unwrap_err().code, "invalid_token");
+    }
+
+    #[test]
+    fn time_claims_are_checked_with_a_small_leeway() {
+        let now = crate::time::now().unix_timestamp();
+        // A few seconds of clock difference are tolerated.
+        assert!(verify(SECRET, &issue(SECRET, &claims(-5)).unwrap()).is_ok());
+        let mut future_iat = claims(600);
+        future_iat.iat = now + 600;
+        assert_eq!(
+            verify(SECRET, &issue(SECRET, &future_iat).unwrap())
+                .unwrap_err()
+                .code,
+            "invalid_token"
+        );
+        #[derive(serde::Serialize)]
+        struct WithNbf {
+            #[serde(flatten)]
+            claims: Claims,
+            nbf: i64,
+        }
+        let encode = |nbf: i64| {
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &WithNbf {
+                    claims: claims(600),
+                    nbf,
+                },
+                &EncodingKey::from_secret(SECRET),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            verify(SECRET, &encode(now + 600)).unwrap_err().code,
+            "token_not_yet_valid"
+        );
+        assert!(verify(SECRET, &encode(now - 1)).is_ok());
+        let no_iat = serde_json::json!({"sub": "u1", "role": "user", "ver": 0, "exp": now + 60, "iss": ISSUER, "jti": "j"});
+        let t = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &no_iat,
+            &EncodingKey::from_secret(SECRET),
+        )
+        .unwrap();
+        assert!(verify(SECRET, &t).is_err());
     }
 
     #[test]

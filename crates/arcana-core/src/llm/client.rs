@@ -18,6 +18,7 @@ use crate::llm::catalog::ProviderKind;
 /// Who said a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
+#[schema(as = MessageRole)]
 pub enum Role {
     System,
     User,
