@@ -492,3 +492,123 @@ both_hosts! {
         );
     }
 }
+
+/// A model with its own window and reply budget.
+async fn sized_model(env: &Env, provider: &str, name: &str, window: i64, default: bool) -> String {
+    let (status, m) = env
+        .call(
+            "POST",
+            "/api/arcana/llm/models",
+            Some(
+                json!({"provider_id": provider, "model_name": name, "max_tokens": 50,
+                        "context_window": window, "is_default": default}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{m}");
+    m["id"].as_str().unwrap().to_string()
+}
+
+both_hosts! {
+    /// A prompt that cannot fit the model's window minus its reply budget is refused
+    /// before any provider call, on both entry points; a rule's fallback with a larger
+    /// window is chosen instead when there is one, and the explanation says so.
+    async fn prompts_beyond_the_context_window_never_reach_a_provider() {
+        let env = setup().await;
+        let p = env
+            .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+            .await;
+        let small = sized_model(&env, &p, "small-window", 100, true).await;
+        let long = "lorem ipsum ".repeat(210); // ~2,500 characters, ~630 tokens
+        let (status, r) = env
+            .complete(json!({"model": "small-window", "messages": [{"role": "user", "content": long}]}))
+            .await;
+        assert_eq!((status.as_u16(), r["code"].as_str()), (422, Some("context_too_long")), "{r}");
+        let (status, r) = env.call("POST", "/api/chat", Some(json!({"message": long}))).await;
+        assert_eq!((status.as_u16(), r["code"].as_str()), (422, Some("context_too_long")), "{r}");
+        assert!(env.stand_in.received().is_empty(), "a provider was called");
+        let (_, convs) = env.call("GET", "/api/chat/conversations", None).await;
+        assert_eq!(convs["items"], json!([]), "nothing was stored");
+        // A short prompt still works on the small model.
+        let (status, r) = env.complete(json!({"messages": [{"role": "user", "content": "hi"}]})).await;
+        assert_eq!((status.as_u16(), r["model_name"].as_str()), (200, Some("small-window")), "{r}");
+
+        // With a larger fallback, routing picks it for the long prompt.
+        let large = sized_model(&env, &p, "large-window", 8192, false).await;
+        let (status, _) = env
+            .call("POST", "/api/arcana/llm/routing-rules", Some(json!({
+                "name": "small first", "priority": 1, "target_model_id": small,
+                "fallback_model_ids": [large]})))
+            .await;
+        assert_eq!(status, 201);
+        let (status, why) = env
+            .call("POST", "/api/arcana/llm/route/explain", Some(json!({"message": long})))
+            .await;
+        assert_eq!(status, 200, "{why}");
+        assert_eq!(why["model"]["model_name"], "large-window");
+        assert_eq!(why["context"]["moved_from"], "small-window");
+        assert_eq!(why["context"]["context_window"], 8192);
+        let (status, r) = env.call("POST", "/api/chat", Some(json!({"message": long}))).await;
+        assert_eq!((status.as_u16(), r["model_name"].as_str()), (200, Some("large-window")), "{r}");
+        assert_eq!(r["fallback_from"], Value::Null, "a choice, not a failure");
+    }
+}
+
+both_hosts! {
+    /// When the routed model fails and another answers, every answer says so; whether
+    /// the defaults are the last resort is the `fallback_to_default` setting, which a
+    /// routing rule can override, and the explanation shows the effective choice.
+    async fn fallbacks_are_explicit_and_the_defaults_are_a_setting() {
+        let env = Env {
+            backend: Backend::start_with(
+                arcana_tests::RunnerOptions::default().env("SPIN_VARIABLE_FALLBACK_TO_DEFAULT", "false"),
+            )
+            .await,
+        };
+        let p = env
+            .provider("oa", "openai", &format!("{}/v1", env.stand_in.url()), 10)
+            .await;
+        env.model(&p, "gpt-default", true).await;
+        let broken = env.model(&p, "fail-401", false).await;
+        // The deployment says no: the requested model's failure is the answer.
+        let (status, r) = env
+            .complete(json!({"model": "fail-401", "messages": [{"role": "user", "content": "x"}]}))
+            .await;
+        assert_eq!((status.as_u16(), r["code"].as_str()), (502, Some("invalid_api_key")), "{r}");
+        let (status, r) = env
+            .call("POST", "/api/chat", Some(json!({"message": "x", "model": "fail-401"})))
+            .await;
+        assert_eq!((status.as_u16(), r["code"].as_str()), (502, Some("invalid_api_key")), "{r}");
+        // A rule may allow the defaults for its traffic.
+        let (status, rule) = env
+            .call("POST", "/api/arcana/llm/routing-rules", Some(json!({
+                "name": "may fall back", "priority": 1, "target_model_id": broken,
+                "conditions": {"tags": ["try"]}, "fallback_to_default": true})))
+            .await;
+        assert_eq!(status, 201, "{rule}");
+        assert_eq!(rule["fallback_to_default"], true);
+        let (_, why) = env
+            .call("POST", "/api/arcana/llm/route/explain", Some(json!({"message": "x", "tags": ["try"]})))
+            .await;
+        assert_eq!(why["fallback_to_default"], true);
+        assert_eq!(why["fallbacks"][0]["model_name"], "gpt-default");
+        for (path, body) in [
+            ("/api/arcana/llm/complete", json!({"tags": ["try"], "messages": [{"role": "user", "content": "x"}]})),
+            ("/api/chat", json!({"tags": ["try"], "message": "x"})),
+        ] {
+            let (status, r) = env.call("POST", path, Some(body)).await;
+            assert_eq!(status, 200, "{path}: {r}");
+            assert_eq!(r["model_name"], "gpt-default", "{path}");
+            assert_eq!(r["attempts"], 2, "{path}");
+            assert_eq!(
+                r["fallback_from"],
+                json!({"model_name": "fail-401", "code": "invalid_api_key"}),
+                "{path}"
+            );
+        }
+        let (_, why) = env
+            .call("POST", "/api/arcana/llm/route/explain", Some(json!({"message": "x"})))
+            .await;
+        assert_eq!(why["fallback_to_default"], false, "without the rule, the setting");
+    }
+}

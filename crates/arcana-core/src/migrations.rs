@@ -26,6 +26,7 @@ pub const ALL: &[EmbeddedMigration] = &[
     migration!("0003_llm.sql"),
     migration!("0004_chat.sql"),
     migration!("0005_stats.sql"),
+    migration!("0006_rule_options.sql"),
 ];
 
 #[cfg(test)]

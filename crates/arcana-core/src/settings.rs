@@ -36,6 +36,9 @@ pub struct Settings {
     pub metrics_token: Option<String>,
     /// When the application started (Unix seconds), for the uptime in the status.
     pub started_at: Option<i64>,
+    /// Whether the caller's and the system's default models are tried after a routing
+    /// choice and its fallbacks failed (a rule may say otherwise). Default true.
+    pub fallback_to_default: bool,
 }
 
 /// Smallest accepted JWT secret.
@@ -75,6 +78,9 @@ impl Settings {
                 .get("started_at")
                 .and_then(|v| v.trim().parse::<i64>().ok())
                 .filter(|&t| t > 0),
+            fallback_to_default: !vars
+                .get("fallback_to_default")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("false")),
         })
     }
 
@@ -89,6 +95,7 @@ impl Settings {
             llm_master_keys: None,
             metrics_token: None,
             started_at: None,
+            fallback_to_default: true,
         }
     }
 }

@@ -223,10 +223,15 @@ pub struct ChatResponse {
     pub user_message_id: String,
     pub reply_message_id: String,
     pub content: String,
+    /// The model that answered.
     pub model_name: String,
     pub usage: crate::llm::client::Usage,
     pub cost: f64,
     pub latency_ms: f64,
+    /// Provider calls made, retries and fallbacks included.
+    pub attempts: usize,
+    /// The model routing chose and why it did not answer, when another one did.
+    pub fallback_from: Option<super::llm_calls::FallbackFrom>,
 }
 
 /// Share of the context window that memories may take.
@@ -323,12 +328,24 @@ pub fn send(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiRes
         )
         .finish()?;
     super::llm_calls::check_budget(ctx.db, caller.id())?;
+    // What must reach the model whatever is trimmed: the system prompt and the message
+    // (history and memories are fitted into what is left). Checked before anything is
+    // stored or any provider is called.
+    let prefs = ctx.preferences(caller.id())?;
+    let required = tokens::estimate_messages([
+        prefs.system_prompt.as_deref().unwrap_or(""),
+        body.message.as_str(),
+    ]);
     let decision = super::llm::decide_for(
         ctx,
         &caller,
         &body.message,
         body.model.as_deref(),
         &body.tags,
+        Some(crate::llm::routing::ContextNeed {
+            required_tokens: required,
+            reply_tokens: prefs.max_tokens,
+        }),
     )?;
     let t = now();
     let (conv, user_msg) = transaction(ctx.db, || {
@@ -450,6 +467,8 @@ pub fn send(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiRes
         usage: outcome.completion.usage,
         cost: outcome.cost,
         latency_ms: outcome.latency_ms,
+        attempts: outcome.attempts,
+        fallback_from: outcome.fallback_from,
     };
     match out.as_mut() {
         Some(o) => {

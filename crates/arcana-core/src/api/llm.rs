@@ -539,6 +539,10 @@ pub struct RuleInput {
     pub target_model_id: String,
     #[serde(default)]
     pub fallback_model_ids: Vec<String>,
+    /// Whether the default models follow `fallback_model_ids` (absent or `null`: the
+    /// deployment's `fallback_to_default` setting).
+    #[serde(default)]
+    pub fallback_to_default: Option<bool>,
 }
 
 fn check_rule(ctx: &Ctx<'_>, body: &RuleInput) -> ApiResult<()> {
@@ -594,6 +598,7 @@ pub fn create_rule(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult
         conditions: body.conditions,
         target_model_id: body.target_model_id,
         fallback_model_ids: body.fallback_model_ids,
+        fallback_to_default: body.fallback_to_default,
         created_at: t.clone(),
         updated_at: t,
     };
@@ -628,6 +633,7 @@ pub fn update_rule(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiR
         conditions: body.conditions,
         target_model_id: body.target_model_id,
         fallback_model_ids: body.fallback_model_ids,
+        fallback_to_default: body.fallback_to_default,
         created_at: existing.created_at,
         updated_at: now(),
     };
@@ -665,23 +671,34 @@ pub struct ExplainRequest {
 pub fn explain(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
     let caller = ctx.authenticate(req)?;
     let body: ExplainRequest = req.json()?;
+    // As `POST /api/chat` would: the system prompt and the message must fit.
+    let prefs = ctx.preferences(caller.id())?;
+    let required = tokens::estimate(prefs.system_prompt.as_deref().unwrap_or(""))
+        + tokens::estimate(&body.message)
+        + tokens::PER_MESSAGE;
     let decision = decide_for(
         ctx,
         &caller,
         &body.message,
         body.model.as_deref(),
         &body.tags,
+        Some(routing::ContextNeed {
+            required_tokens: required,
+            reply_tokens: prefs.max_tokens,
+        }),
     )?;
     Ok(ApiResponse::json(200, &decision))
 }
 
-/// Routing as `POST /api/chat` uses it.
+/// Routing as `POST /api/chat` and `/complete` use it; `context` is what must fit the
+/// chosen model's window (checked before any provider is called).
 pub fn decide_for(
     ctx: &Ctx<'_>,
     caller: &AuthUser,
     message: &str,
     model: Option<&str>,
     tags: &[String],
+    context: Option<routing::ContextNeed>,
 ) -> ApiResult<Decision> {
     let usable = catalog::usable_models(ctx.db, caller)?;
     let rules = routing::list_rules(ctx.db)?;
@@ -696,6 +713,8 @@ pub fn decide_for(
             prompt_tokens: tokens::estimate(message),
             tags,
             requested_model: model,
+            context,
+            fallback_to_default: ctx.settings.fallback_to_default,
         },
     )
 }

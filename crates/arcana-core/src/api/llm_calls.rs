@@ -54,6 +54,16 @@ pub struct CompleteResponse {
     pub finish_reason: Option<String>,
     /// Provider calls made, retries and fallbacks included.
     pub attempts: usize,
+    /// The model routing chose and why it did not answer, when another one did.
+    pub fallback_from: Option<FallbackFrom>,
+}
+
+/// The model that was chosen but did not answer, and its error code.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct FallbackFrom {
+    pub model_name: String,
+    /// Why it failed: `invalid_api_key`, `rate_limited`, `upstream_error`, ...
+    pub code: String,
 }
 
 /// What [`call_models`] returns.
@@ -63,6 +73,7 @@ pub struct CallOutcome {
     pub cost: f64,
     pub latency_ms: f64,
     pub attempts: usize,
+    pub fallback_from: Option<FallbackFrom>,
 }
 
 /// Refuses the call once the caller's month-to-date cost reached their budget.
@@ -188,6 +199,7 @@ pub fn call_models(
         );
     }
     let mut attempts = 0;
+    let mut first_failure: Option<client::ErrorCode> = None;
     let started = std::time::Instant::now();
     let result = client::run(
         transport,
@@ -198,6 +210,9 @@ pub fn call_models(
         on_delta,
         &mut |a| {
             attempts += 1;
+            if let (0, Err(code)) = (a.candidate, a.outcome) {
+                first_failure = Some(code);
+            }
             record_usage(ctx.db, caller.id(), models[a.candidate], a, stream);
         },
         &std::thread::sleep,
@@ -209,6 +224,12 @@ pub fn call_models(
             completion,
             latency_ms: started.elapsed().as_secs_f64() * 1000.0,
             attempts,
+            fallback_from: (index > 0).then(|| FallbackFrom {
+                model_name: models[0].model_name.clone(),
+                code: first_failure
+                    .map(|c| c.as_str().to_string())
+                    .unwrap_or_default(),
+            }),
         }),
         Err(e) => {
             tracing::warn!(request_id = %ctx.request_id, code = e.code.as_str(), "llm call failed");
@@ -259,8 +280,31 @@ pub fn complete(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<Ap
         .find(|m| m.role == Role::User)
         .map(|m| m.content.as_str())
         .unwrap_or("");
-    let decision =
-        super::llm::decide_for(ctx, &caller, last_user, body.model.as_deref(), &body.tags)?;
+    // The whole prompt must fit (with the preferences' system prompt when it has none).
+    let prefs = ctx.preferences(caller.id())?;
+    let has_system = body.messages.iter().any(|m| m.role == Role::System);
+    let system = prefs
+        .system_prompt
+        .as_deref()
+        .filter(|_| !has_system)
+        .unwrap_or("");
+    let required = crate::llm::tokens::estimate_messages(
+        body.messages
+            .iter()
+            .map(|m| m.content.as_str())
+            .chain([system]),
+    );
+    let decision = super::llm::decide_for(
+        ctx,
+        &caller,
+        last_user,
+        body.model.as_deref(),
+        &body.tags,
+        Some(crate::llm::routing::ContextNeed {
+            required_tokens: required,
+            reply_tokens: body.max_tokens.or(prefs.max_tokens),
+        }),
+    )?;
     let overrides = (body.temperature, body.top_p, body.max_tokens);
 
     if body.stream {
@@ -324,6 +368,7 @@ fn response_of(o: CallOutcome) -> CompleteResponse {
         latency_ms: o.latency_ms,
         finish_reason: o.completion.finish_reason,
         attempts: o.attempts,
+        fallback_from: o.fallback_from,
     }
 }
 

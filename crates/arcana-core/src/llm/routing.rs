@@ -11,8 +11,16 @@
 //! listed), `min_prompt_tokens` / `max_prompt_tokens` (estimated prompt size), `pattern`
 //! (a regular expression found in the message) and `tags` (the request asked for one
 //! of them, e.g. `code` or `cheap`). The fallback chain is the rule's `fallbacks`, then
-//! the other candidates of lower precedence, without repeats and without models the
-//! caller may not use.
+//! (unless `fallback_to_default` is off, for the deployment or the rule) the caller's
+//! and the system's default models, without repeats and without models the caller may
+//! not use.
+//!
+//! When the request says how much of the context window it must fill (system prompt,
+//! kept memories, the newest message) and the chosen model's window minus its reply
+//! budget is too small, the first model of the chain whose window fits is chosen
+//! instead (the decision says so in `context`), models that cannot fit leave the chain,
+//! and when none fits the call is refused with 422 `context_too_long` before any
+//! provider is called.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -125,6 +133,9 @@ pub struct Rule {
     pub conditions: Conditions,
     pub target_model_id: String,
     pub fallback_model_ids: Vec<String>,
+    /// Whether the defaults follow this rule's fallbacks; `null`: the deployment's
+    /// `fallback_to_default` setting decides.
+    pub fallback_to_default: Option<bool>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -141,15 +152,20 @@ fn rule_from_row(r: Row<'_>) -> Result<Rule, DbError> {
         fallback_model_ids: serde_json::from_str(&r.text(6)?).map_err(decode)?,
         created_at: r.text(7)?,
         updated_at: r.text(8)?,
+        fallback_to_default: r.opt_int(9)?.map(|b| b != 0),
     })
 }
 
-const RULE_COLUMNS: &str = "id, name, priority, enabled, conditions, target_model_id, fallback_model_ids, created_at, updated_at";
+/// A rule's columns, its options joined in (one statement).
+const RULE_SELECT: &str =
+    "SELECT r.id, r.name, r.priority, r.enabled, r.conditions, r.target_model_id,
+        r.fallback_model_ids, r.created_at, r.updated_at, o.fallback_to_default
+     FROM llm_routing_rules r LEFT JOIN llm_routing_rule_options o ON o.rule_id = r.id";
 
 /// Every rule in evaluation order.
 pub fn list_rules(db: &dyn Db) -> Result<Vec<Rule>, DbError> {
     let rows = db.query(
-        &format!("SELECT {RULE_COLUMNS} FROM llm_routing_rules ORDER BY priority, created_at, id"),
+        &format!("{RULE_SELECT} ORDER BY r.priority, r.created_at, r.id"),
         &[],
     )?;
     rows.iter().map(rule_from_row).collect()
@@ -157,10 +173,7 @@ pub fn list_rules(db: &dyn Db) -> Result<Vec<Rule>, DbError> {
 
 /// One rule.
 pub fn get_rule(db: &dyn Db, id: &str) -> Result<Option<Rule>, DbError> {
-    let rows = db.query(
-        &format!("SELECT {RULE_COLUMNS} FROM llm_routing_rules WHERE id = ?1"),
-        &[id.into()],
-    )?;
+    let rows = db.query(&format!("{RULE_SELECT} WHERE r.id = ?1"), &[id.into()])?;
     rows.first().map(rule_from_row).transpose()
 }
 
@@ -183,7 +196,18 @@ pub fn upsert_rule(db: &dyn Db, rule: &Rule) -> Result<(), DbError> {
             rule.created_at.clone().into(),
             rule.updated_at.clone().into(),
         ],
-    )
+    )?;
+    match rule.fallback_to_default {
+        Some(on) => db.execute(
+            "INSERT INTO llm_routing_rule_options (rule_id, fallback_to_default) VALUES (?1, ?2)
+             ON CONFLICT (rule_id) DO UPDATE SET fallback_to_default = excluded.fallback_to_default",
+            &[rule.id.clone().into(), on.into()],
+        ),
+        None => db.execute(
+            "DELETE FROM llm_routing_rule_options WHERE rule_id = ?1",
+            &[rule.id.clone().into()],
+        ),
+    }
 }
 
 /// Deletes a rule.
@@ -198,6 +222,46 @@ pub struct RouteRequest<'a> {
     pub prompt_tokens: i64,
     pub tags: &'a [String],
     pub requested_model: Option<&'a str>,
+    /// What must fit the context window, when the caller knows.
+    pub context: Option<ContextNeed>,
+    /// The deployment's `fallback_to_default` setting (a rule may override it).
+    pub fallback_to_default: bool,
+}
+
+/// How much of a context window a request needs.
+#[derive(Debug, Clone, Copy)]
+pub struct ContextNeed {
+    /// Tokens of what cannot be left out (estimated).
+    pub required_tokens: i64,
+    /// The reply budget asked for; each model caps it at its own `max_tokens`.
+    pub reply_tokens: Option<i64>,
+}
+
+impl ContextNeed {
+    /// The reply budget on `model`.
+    pub fn reply_on(&self, model: &Model) -> i64 {
+        self.reply_tokens
+            .unwrap_or(model.max_tokens)
+            .min(model.max_tokens)
+    }
+
+    /// Whether the request fits `model`'s window with its reply budget.
+    pub fn fits(&self, model: &Model) -> bool {
+        self.required_tokens + self.reply_on(model) <= model.context_window
+    }
+}
+
+/// How the context need was met.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ContextFit {
+    /// Estimated tokens of what must be sent (system prompt, kept memories, the newest message).
+    pub required_tokens: i64,
+    /// The chosen model's reply budget.
+    pub reply_tokens: i64,
+    /// The chosen model's window.
+    pub context_window: i64,
+    /// The model routing chose first, when it was passed over because its window was too small.
+    pub moved_from: Option<String>,
 }
 
 /// One rule's verdict, for the explanation.
@@ -222,10 +286,14 @@ pub struct Decision {
     pub rule_name: Option<String>,
     /// Models to try next if this one fails before any output, in order.
     pub fallbacks: Vec<Model>,
+    /// Whether the default models were allowed in the fallback chain.
+    pub fallback_to_default: bool,
     /// Every rule considered, in order.
     pub rules: Vec<RuleVerdict>,
     /// The estimated prompt size used for token conditions.
     pub prompt_tokens: i64,
+    /// How the context window need was met, when the request stated one.
+    pub context: Option<ContextFit>,
 }
 
 /// Chooses a model; `usable` is what the caller may use.
@@ -297,27 +365,59 @@ pub fn decide(
             "No model is available: ask an administrator to add one or set a default.",
         ));
     };
-    let mut fallbacks: Vec<Model> = Vec::new();
+    let with_defaults = rule
+        .and_then(|r| r.fallback_to_default)
+        .unwrap_or(req.fallback_to_default);
     let rule_fallbacks = rule
         .map(|r| r.fallback_model_ids.clone())
         .unwrap_or_default();
-    let candidates = rule_fallbacks
+    let defaults = [user_default, system_default]
+        .into_iter()
+        .flatten()
+        .filter(|_| with_defaults);
+    let mut chain: Vec<Model> = vec![model];
+    for m in rule_fallbacks
         .iter()
         .filter_map(|id| find(id))
-        .chain(user_default)
-        .chain(system_default);
-    for m in candidates {
-        if m.id != model.id && !fallbacks.iter().any(|f| f.id == m.id) {
-            fallbacks.push(m);
+        .chain(defaults)
+    {
+        if !chain.iter().any(|f| f.id == m.id) {
+            chain.push(m);
         }
     }
+    let context = match req.context {
+        None => None,
+        Some(need) => {
+            let first = chain[0].model_name.clone();
+            chain.retain(|m| need.fits(m));
+            let Some(chosen) = chain.first() else {
+                return Err(ApiError::new(
+                    422,
+                    "context_too_long",
+                    format!(
+                        "The prompt needs about {} tokens plus its reply budget, more than the context window of {first} or of any model it may fall back to.",
+                        need.required_tokens
+                    ),
+                ));
+            };
+            Some(ContextFit {
+                required_tokens: need.required_tokens,
+                reply_tokens: need.reply_on(chosen),
+                context_window: chosen.context_window,
+                moved_from: (chosen.model_name != first).then_some(first),
+            })
+        }
+    };
+    let model = chain.remove(0);
     Ok(Decision {
         model,
         source,
         rule_id: rule.map(|r| r.id.clone()),
         rule_name: rule.map(|r| r.name.clone()),
-        fallbacks,
+        fallbacks: chain,
+        fallback_to_default: with_defaults,
         rules: verdicts,
         prompt_tokens: req.prompt_tokens,
+        context,
     })
 }
