@@ -70,23 +70,15 @@ impl AppState {
 /// The router.
 pub fn app(state: AppState) -> Router {
     let cors = cors_layer(&state.config.allowed_origins);
+    use arcana_core::terminal as routes;
     Router::new()
-        .route("/ws/shell/{session_id}", get(ws::shell))
-        .route("/api/arcana/terminal/sessions", get(rest::list_sessions))
-        .route(
-            "/api/arcana/terminal/sessions/{id}/history",
-            get(rest::history),
-        )
-        .route(
-            "/api/arcana/terminal/sessions/{id}/close",
-            post(rest::close),
-        )
-        .route(
-            "/api/arcana/terminal/sessions/{id}/recording",
-            get(rest::recording),
-        )
-        .route("/api/arcana/terminal/tickets", post(rest::ticket))
-        .route("/api/arcana/terminal/health", get(rest::health))
+        .route(routes::SHELL, get(ws::shell))
+        .route(routes::SESSIONS, get(rest::list_sessions))
+        .route(routes::HISTORY, get(rest::history))
+        .route(routes::CLOSE, post(rest::close))
+        .route(routes::RECORDING, get(rest::recording))
+        .route(routes::TICKETS, post(rest::ticket))
+        .route(routes::HEALTH, get(rest::health))
         .route("/metrics", get(rest::metrics))
         .route_layer(axum::middleware::from_fn(access::record_route))
         .layer(cors)

@@ -22,11 +22,10 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::AppState;
 use crate::http::{HttpError, caller};
-use crate::store::SessionRow;
+use crate::store::TerminalSession;
 
 /// How long a WebSocket ticket stays valid.
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
@@ -71,7 +70,11 @@ fn page_request(raw_query: &HashMap<String, String>) -> Result<PageRequest, Http
 }
 
 /// The caller's session (or any session for an admin); 404 otherwise.
-async fn own_session(state: &AppState, user: &AuthUser, id: &str) -> Result<SessionRow, HttpError> {
+async fn own_session(
+    state: &AppState,
+    user: &AuthUser,
+    id: &str,
+) -> Result<TerminalSession, HttpError> {
     let id = arcana_core::validate::uuid_param(id, "session")?;
     match state.store.get_session(&id).await? {
         Some(row) if row.user_id == user.id() || user.user.role == Role::Admin => Ok(row),
@@ -167,7 +170,10 @@ pub async fn ticket(
     let ticket = state.tickets.issue(user.id());
     Ok((
         StatusCode::CREATED,
-        Json(json!({"ticket": ticket, "expires_in": TICKET_TTL.as_secs()})),
+        Json(arcana_core::terminal::TerminalTicket {
+            ticket,
+            expires_in: TICKET_TTL.as_secs(),
+        }),
     )
         .into_response())
 }
@@ -182,12 +188,12 @@ pub async fn health(State(state): State<AppState>) -> Response {
     };
     (
         status,
-        Json(json!({
-            "status": if ok { "ok" } else { "degraded" },
-            "version": arcana_core::VERSION,
-            "database": {"ok": ok},
-            "live_sessions": state.registry.len(),
-        })),
+        Json(arcana_core::terminal::TerminalHealth {
+            status: if ok { "ok" } else { "degraded" }.into(),
+            version: arcana_core::VERSION.into(),
+            database: arcana_core::terminal::TerminalDatabase { ok },
+            live_sessions: state.registry.len(),
+        }),
     )
         .into_response()
 }

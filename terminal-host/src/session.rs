@@ -30,7 +30,7 @@ use crate::metrics::Metrics;
 use crate::pty::{self, ShellSpec};
 use crate::recording::Recorder;
 use crate::shell_integration::{OscParser, Piece, ShellEvent};
-use crate::store::{HistoryRow, Store};
+use crate::store::{Store, TerminalCommand};
 
 /// Read size from the PTY.
 const READ_CHUNK: usize = 16 * 1024;
@@ -385,7 +385,7 @@ impl Registry {
 
 /// Ordered database writes of one session, off the actor's path.
 enum DbWrite {
-    History(HistoryRow),
+    History(TerminalCommand),
     Recording(i64, String),
     Size(u16, u16),
     Close(String, Option<i64>),
@@ -652,7 +652,7 @@ impl Actor {
             .metrics
             .commands_run
             .fetch_add(1, Ordering::Relaxed);
-        let row = HistoryRow {
+        let row = TerminalCommand {
             id: uuid::Uuid::new_v4().to_string(),
             session_id: self.id.clone(),
             seq: cur.seq,

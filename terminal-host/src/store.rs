@@ -4,41 +4,8 @@
 
 use arcana_core::db::{Db, DbError, Rows, Value};
 use arcana_core::pagination::{Cursor, Page, PageRequest};
+pub use arcana_core::terminal::{TerminalCommand, TerminalSession};
 use arcana_db::Pool;
-use serde::Serialize;
-
-/// A session as the REST API shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct SessionRow {
-    pub id: String,
-    pub user_id: String,
-    /// `active` or `closed`.
-    pub status: String,
-    pub started_at: String,
-    pub ended_at: Option<String>,
-    pub end_reason: Option<String>,
-    pub exit_code: Option<i64>,
-    pub last_command: Option<String>,
-    pub shell: String,
-    pub cols: i64,
-    pub rows: i64,
-    pub commands_run: i64,
-    pub recording_bytes: i64,
-}
-
-/// One executed command.
-#[derive(Debug, Clone, Serialize)]
-pub struct HistoryRow {
-    pub id: String,
-    pub session_id: String,
-    pub seq: i64,
-    pub command: String,
-    pub exit_code: Option<i64>,
-    pub output: String,
-    pub output_truncated: bool,
-    pub timestamp: String,
-    pub finished_at: Option<String>,
-}
 
 /// Database access for terminal-host. Cheap to clone.
 #[derive(Clone)]
@@ -105,7 +72,7 @@ impl Store {
     }
 
     /// A session by id.
-    pub async fn get_session(&self, id: &str) -> Result<Option<SessionRow>> {
+    pub async fn get_session(&self, id: &str) -> Result<Option<TerminalSession>> {
         let rows = self
             .query(
                 &format!("SELECT {SESSION_COLUMNS} FROM terminal_sessions WHERE id = ?1"),
@@ -143,7 +110,7 @@ impl Store {
     }
 
     /// Stores one executed command and updates the session's `last_command`, atomically.
-    pub async fn insert_history(&self, row: &HistoryRow) -> Result<()> {
+    pub async fn insert_history(&self, row: &TerminalCommand) -> Result<()> {
         let conn = self.pool.get().await.map_err(err)?;
         conn.query_all("BEGIN IMMEDIATE", Vec::new())
             .await
@@ -193,7 +160,7 @@ impl Store {
         &self,
         user_id: Option<&str>,
         page: &PageRequest,
-    ) -> Result<Page<SessionRow>> {
+    ) -> Result<Page<TerminalSession>> {
         let (key, id) = cursor_parts(page);
         let rows = self
             .query(
@@ -226,7 +193,7 @@ impl Store {
         &self,
         session_id: &str,
         page: &PageRequest,
-    ) -> Result<Page<HistoryRow>> {
+    ) -> Result<Page<TerminalCommand>> {
         let after: i64 = page
             .after
             .as_ref()
@@ -242,7 +209,7 @@ impl Store {
         let items = rows
             .iter()
             .map(|r| {
-                Ok(HistoryRow {
+                Ok(TerminalCommand {
                     id: r.text(0)?,
                     session_id: r.text(1)?,
                     seq: r.int(2)?,
@@ -316,8 +283,8 @@ fn cursor_parts(page: &PageRequest) -> (String, String) {
         .unwrap_or_default()
 }
 
-fn session_from_row(r: arcana_core::db::Row<'_>) -> Result<SessionRow> {
-    Ok(SessionRow {
+fn session_from_row(r: arcana_core::db::Row<'_>) -> Result<TerminalSession> {
+    Ok(TerminalSession {
         id: r.text(0)?,
         user_id: r.text(1)?,
         status: r.text(2)?,

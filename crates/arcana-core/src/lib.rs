@@ -17,6 +17,7 @@
 //! - [`memory`]: per-user context memory.
 //! - [`llm`]: providers, models, preferences, allowlists and routing.
 //! - [`stats`]: activity figures for the status endpoint and Prometheus.
+//! - [`terminal`]: the shapes of terminal-host's REST API.
 //! - [`api`]: the endpoints, one module per component, and the OpenAPI document.
 //! - [`migrations`]: the numbered SQL files, embedded for native hosts.
 
@@ -33,6 +34,7 @@ pub mod migrations;
 pub mod pagination;
 pub mod settings;
 pub mod stats;
+pub mod terminal;
 pub mod time;
 pub mod users;
 pub mod validate;

@@ -310,7 +310,9 @@ fn build_prompt(
 /// disconnects does not lose the reply: it is stored when the model finishes (or
 /// marked `partial` when the provider fails midway).
 #[utoipa::path(post, path = "/api/chat", tag = "chat", security(("bearer" = [])), request_body = ChatRequest,
-    responses((status = 200, body = ChatResponse), (status = 404, body = crate::error::Problem),
+    responses((status = 200, description = "The answer; with `stream: true` server-sent events (`start`, `delta`s, then `done` or `error`)",
+                content((ChatResponse = "application/json"), (super::llm_calls::StreamEvent = "text/event-stream"))),
+              (status = 404, body = crate::error::Problem),
               (status = 502, body = crate::error::Problem), (status = 504, body = crate::error::Problem)))]
 pub fn send(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
     let caller = ctx.authenticate(req)?;

@@ -246,7 +246,9 @@ pub fn call_models(
 /// is `text/event-stream`: `delta` events (`{"text":…}`), then one `done` event with the
 /// model, usage and cost, or one `error` event (`{"code":…,"message":…}`).
 #[utoipa::path(post, path = "/api/arcana/llm/complete", tag = "llm", security(("bearer" = [])), request_body = CompleteRequest,
-    responses((status = 200, body = CompleteResponse), (status = 402, body = crate::error::Problem),
+    responses((status = 200, description = "The answer; with `stream: true` server-sent events (`delta`s, then `done` or `error`)",
+                content((CompleteResponse = "application/json"), (StreamEvent = "text/event-stream"))),
+              (status = 402, body = crate::error::Problem),
               (status = 502, body = crate::error::Problem), (status = 504, body = crate::error::Problem)))]
 pub fn complete(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
     let caller = ctx.authenticate(req)?;
@@ -370,6 +372,22 @@ fn response_of(o: CallOutcome) -> CompleteResponse {
         attempts: o.attempts,
         fallback_from: o.fallback_from,
     }
+}
+
+/// One server-sent event as documented: its name and its data, a JSON text (for a
+/// `done` event, the same object the non-streamed call answers).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StreamEvent {
+    /// `start`, `delta`, `done`, `error` (and `cancelled` for chat).
+    pub event: String,
+    /// JSON: `{"text": ...}` for a delta, the answer for `done`, `{"code", "message"}` for `error`.
+    pub data: String,
+    /// The event's position in the stream, for `Last-Event-ID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Milliseconds to wait before reconnecting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<u64>,
 }
 
 /// One server-sent event.

@@ -13,6 +13,7 @@ pub mod llm_calls;
 pub mod openapi;
 pub mod status;
 pub mod system;
+pub mod terminal_doc;
 
 use std::cell::{Cell, RefCell};
 

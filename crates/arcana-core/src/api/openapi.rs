@@ -4,7 +4,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, auth, chat, llm, llm_calls, status, system};
+use super::{admin, auth, chat, llm, llm_calls, status, system, terminal_doc};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,10 +22,13 @@ use super::{admin, auth, chat, llm, llm_calls, status, system};
         chat::send, chat::list_conversations, chat::create_conversation, chat::rename_conversation,
         chat::delete_conversation, chat::export, chat::import, chat::history, chat::clear, chat::search,
         chat::list_memories, chat::put_memory, chat::get_memory, chat::delete_memory,
+        terminal_doc::shell, terminal_doc::sessions, terminal_doc::history, terminal_doc::close,
+        terminal_doc::recording, terminal_doc::ticket, terminal_doc::health,
     ),
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
-    tags((name = "auth"), (name = "admin"), (name = "system"), (name = "llm"), (name = "chat"), (name = "memory")),
+    tags((name = "auth"), (name = "admin"), (name = "system"), (name = "llm"), (name = "chat"), (name = "memory"),
+        (name = "terminal", description = "Served by terminal-host, the native sidecar (same origin under `arcana up`).")),
 )]
 struct ApiDoc;
 
@@ -111,6 +114,11 @@ mod tests {
             let method = r.method.to_ascii_lowercase();
             if doc["paths"][r.path][&method].is_null() {
                 missing.push(format!("{} {}", r.method, r.path));
+            }
+        }
+        for (method, path) in crate::terminal::ROUTES {
+            if doc["paths"][*path][method.to_ascii_lowercase()].is_null() {
+                missing.push(format!("{method} {path} (terminal-host)"));
             }
         }
         assert!(

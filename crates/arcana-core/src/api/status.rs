@@ -36,6 +36,19 @@ pub struct Status {
     /// Admins only (scope `all`): one line per user, by name, at most 1000.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub users: Option<Vec<UserFigures>>,
+    /// Added by `arcana up`, which supervises terminal-host (`null` when it runs
+    /// without one); absent under Spin, where the platform runs the sidecar.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub terminal_host: Option<TerminalHostState>,
+}
+
+/// The supervised terminal-host, as `arcana up` reports it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TerminalHostState {
+    /// Whether a terminal-host process is running now.
+    pub up: bool,
+    /// Times it was started again after exiting unexpectedly.
+    pub restarts: u64,
 }
 
 /// Times `SELECT 1`.
@@ -102,6 +115,7 @@ pub fn status(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiR
         scope: if everyone { "all" } else { "user" }.into(),
         figures,
         users,
+        terminal_host: None,
     };
     Ok(ApiResponse::json(200, &status).with_header("cache-control", "no-store"))
 }
