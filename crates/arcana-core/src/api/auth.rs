@@ -154,6 +154,7 @@ pub fn login(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiRe
         ver: user.token_version,
         iat,
         exp: iat + ctx.settings.token_ttl_secs,
+        nbf: None,
         iss: token::ISSUER.to_string(),
         jti: uuid::Uuid::new_v4().to_string(),
     };

@@ -23,6 +23,9 @@ pub struct Claims {
     pub iat: i64,
     /// Expires at (seconds since the epoch).
     pub exp: i64,
+    /// Not valid before (seconds since the epoch); Arcana's own tokens leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
     /// Issuer.
     pub iss: String,
     /// Unique token id.
@@ -91,6 +94,7 @@ mod tests {
             ver: 0,
             iat: now,
             exp: now + exp_offset,
+            nbf: None,
             iss: ISSUER.into(),
             jti: "j".into(),
         }
