@@ -91,6 +91,9 @@ struct UpArgs {
 static LOG_FORMAT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 fn main() -> std::process::ExitCode {
+    // What the runner creates (the database, `.env`, caches) is its user's alone: shells
+    // of terminal-host run as another user and must not read any of it.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     let cli = Cli::parse();
     init_logging(&cli.log_format);
     let _ = LOG_FORMAT.set(cli.log_format.clone());

@@ -43,9 +43,44 @@ pub struct Config {
     /// The shell to run. With bash, command history comes from shell integration.
     #[arg(long, env = "ARCANA_TERMINAL_SHELL", default_value = "/bin/bash")]
     pub shell: PathBuf,
-    /// Working directory of new shells (default: the service user's home).
-    #[arg(long, env = "ARCANA_TERMINAL_WORKDIR")]
-    pub workdir: Option<PathBuf>,
+
+    /// The user shells run as (a name or a numeric uid). Default: `nobody` when
+    /// terminal-host runs as root, else terminal-host's own user.
+    #[arg(long, env = "ARCANA_SHELL_USER")]
+    pub shell_user: Option<String>,
+    /// The group shells run as (a name or a gid). Default: the shell user's group.
+    #[arg(long, env = "ARCANA_SHELL_GROUP")]
+    pub shell_group: Option<String>,
+    /// Let shells run as root. Without it, terminal-host refuses to start root shells:
+    /// anyone with the `terminal` permission would own the machine.
+    #[arg(long, env = "ARCANA_ALLOW_ROOT_SHELLS")]
+    pub allow_root_shells: bool,
+    /// Folder holding each Arcana user's shell home (`<folder>/<user id>`, mode 0700,
+    /// owned by the shell user). Default: `/var/lib/arcana/shell-homes` as root, else
+    /// shells use terminal-host's own `$HOME`.
+    #[arg(long, env = "ARCANA_SHELL_HOME_ROOT")]
+    pub shell_home_root: Option<PathBuf>,
+    /// Processes the shell user may have at once (RLIMIT_NPROC; 0: unlimited). The
+    /// limit counts every process of that user, so a fork bomb stops there.
+    #[arg(long, env = "ARCANA_SHELL_MAX_PROCESSES", default_value_t = 512)]
+    pub shell_max_processes: u64,
+    /// CPU seconds per process (RLIMIT_CPU; 0: unlimited).
+    #[arg(long, env = "ARCANA_SHELL_CPU_SECS", default_value_t = 3600)]
+    pub shell_cpu_secs: u64,
+    /// Largest file a shell may write, in bytes (RLIMIT_FSIZE; 0: unlimited).
+    #[arg(long, env = "ARCANA_SHELL_MAX_FILE_BYTES", default_value_t = 4 << 30)]
+    pub shell_max_file_bytes: u64,
+    /// Address space per process, in bytes (RLIMIT_AS; 0: unlimited).
+    #[arg(long, env = "ARCANA_SHELL_MAX_MEMORY_BYTES", default_value_t = 8 << 30)]
+    pub shell_max_memory_bytes: u64,
+    /// Confine each shell with bubblewrap to its home (system folders read-only, no
+    /// access to the rest of the host): `off`, `bwrap` (required: fail if missing) or
+    /// `auto` (when `bwrap` is installed).
+    #[arg(long, env = "ARCANA_SHELL_SANDBOX", default_value = "off")]
+    pub shell_sandbox: String,
+    /// Whether sandboxed shells may use the network.
+    #[arg(long, env = "ARCANA_SHELL_SANDBOX_NETWORK", default_value_t = true, action = clap::ArgAction::Set)]
+    pub shell_sandbox_network: bool,
 
     /// Live sessions one user may have.
     #[arg(long, default_value_t = 5)]

@@ -10,8 +10,11 @@
 //! - [`http`]: problem+json errors, authentication, the Origin allowlist.
 //! - [`ws`]: the WebSocket endpoint and its protocol.
 //! - [`rest`]: sessions, history, close, recordings, tickets.
-//! - [`session`]: the per-session actor (flow control, history, limits).
-//! - [`pty`]: spawning and signalling shells.
+//! - [`session`]: the per-session actor (socket and PTY in one task, flow control,
+//!   history, limits).
+//! - [`shells`]: who shells run as, their homes, limits and sandbox.
+//! - [`pty`]: the non-blocking PTY, spawning and stopping shells.
+//! - [`launch`]: launcher mode, between fork and the shell's exec.
 //! - [`shell_integration`]: bash hooks and the OSC parser behind command history.
 //! - [`recording`]: asciicast v2.
 //! - [`metrics`]: live counters.
@@ -19,12 +22,14 @@
 pub mod access;
 pub mod config;
 pub mod http;
+pub mod launch;
 pub mod metrics;
 pub mod pty;
 pub mod recording;
 pub mod rest;
 pub mod session;
 pub mod shell_integration;
+pub mod shells;
 pub mod store;
 pub mod ws;
 
@@ -40,6 +45,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::rest::Tickets;
 use crate::session::{Registry, SessionEnv};
+use crate::shells::ShellPolicy;
 use crate::store::Store;
 
 /// Shared state of all handlers. Cheap to clone.
@@ -52,6 +58,7 @@ pub struct AppState {
     pub tickets: Arc<Tickets>,
     pub metrics: Arc<Metrics>,
     pub rc_file: Option<PathBuf>,
+    pub policy: Arc<ShellPolicy>,
 }
 
 impl AppState {
@@ -63,6 +70,7 @@ impl AppState {
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
             rc_file: self.rc_file.clone(),
+            policy: self.policy.clone(),
         }
     }
 }
@@ -131,6 +139,15 @@ pub async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    // Files this process creates (the database above all) are its own alone, so that
+    // shells, which run as another user, cannot read them.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let policy = ShellPolicy::from_config(&config)?;
+    tracing::info!(
+        user = %policy.user.name, uid = policy.user.uid,
+        homes = ?policy.home_root, sandbox = policy.sandbox.is_some(),
+        "shells run as {}", policy.user.name
+    );
     if config.jwt_secret.len() < arcana_core::settings::MIN_SECRET_BYTES {
         anyhow::bail!(
             "the JWT secret must be at least {} bytes (SPIN_VARIABLE_JWT_SECRET)",
@@ -178,6 +195,7 @@ pub async fn serve(
         tickets: Arc::new(Tickets::default()),
         metrics: Arc::new(Metrics::default()),
         rc_file: rc_file.clone(),
+        policy: Arc::new(policy),
     };
     println!("Serving http://{addr}");
     tracing::info!(%addr, database = %db.describe(), "terminal-host listening");
@@ -238,9 +256,13 @@ fn write_rc_file(config: &Config) -> anyhow::Result<Option<PathBuf>> {
         tracing::warn!(shell = %config.shell.display(), "not bash: command history will not be recorded");
         return Ok(None);
     }
+    use std::os::unix::fs::PermissionsExt;
     let dir = std::env::temp_dir().join(format!("arcana-terminal-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let path = dir.join("bashrc");
     std::fs::write(&path, shell_integration::BASH_RC)?;
+    // Shells run as another user: they must read it, and no one may change it.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644))?;
     Ok(Some(path))
 }

@@ -1,63 +1,122 @@
-//! Starting a shell in a PTY, and stopping everything it started.
+//! Starting a shell in a PTY, reading and writing it without threads, and stopping
+//! everything it started.
 //!
-//! portable-pty starts the child with `setsid`, so the shell leads its own session and
-//! process group: one `killpg` reaches every job it started (unless a program
-//! deliberately leaves the group, as daemons do). The environment is an allowlist,
+//! The PTY's master end is non-blocking and registered with tokio (`AsyncFd`), so the
+//! session's own task reads and writes it: no thread per session, no channel between
+//! the socket and the PTY. The shell is started through terminal-host's own binary in
+//! launcher mode ([`crate::launch`]): the launcher makes the PTY its controlling
+//! terminal in a new session, applies the resource limits, drops to the shell user
+//! and `exec`s the shell (or the sandbox around it), so no `unsafe` pre-exec hook is
+//! needed. tokio reaps the child (no waiter thread). The environment is an allowlist,
 //! so none of terminal-host's own variables (the JWT secret above all) reach the shell.
 
-use std::io::{Read, Write};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::process::Stdio;
 
-use nix::sys::signal::{Signal, killpg};
-use nix::unistd::Pid;
-use portable_pty::{Child, CommandBuilder, MasterPty, PtySize, native_pty_system};
+use bytes::Bytes;
+use rustix::fs::{Mode, OFlags};
+use rustix::pty::OpenptFlags;
+use rustix::termios::Winsize;
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::process::Child;
+
+use crate::launch::{LaunchPlan, Sandbox};
 
 /// Variables passed through from terminal-host's environment when set.
 const PASSED_THROUGH: &[&str] = &["LANG", "LC_ALL", "TZ"];
 /// PATH for shells when terminal-host has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Largest read from the PTY at once.
+pub const READ_CHUNK: usize = 16 * 1024;
+
+/// Who shells run as, resolved once at start-up.
+#[derive(Debug, Clone)]
+pub struct ShellUser {
+    pub uid: u32,
+    pub gid: u32,
+    pub name: String,
+}
+
+/// Resource limits of every process of a shell (0: unlimited).
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
+pub struct ShellLimits {
+    pub max_processes: u64,
+    pub cpu_secs: u64,
+    pub max_file_bytes: u64,
+    pub max_memory_bytes: u64,
+}
 
 /// What to start.
 pub struct ShellSpec<'a> {
     pub shell: &'a Path,
     /// bash rc file with the integration hooks; `None` starts the shell plainly.
     pub rc_file: Option<&'a Path>,
-    pub workdir: Option<&'a Path>,
+    /// The shell's home and working directory.
+    pub home: &'a Path,
     pub cols: u16,
     pub rows: u16,
     pub session_id: &'a str,
     pub osc_nonce: &'a str,
+    pub user: &'a ShellUser,
+    pub limits: ShellLimits,
+    pub sandbox: Option<&'a Sandbox>,
 }
 
-/// A running shell and the ends of its PTY.
+/// A running shell and the master end of its PTY.
 pub struct SpawnedShell {
-    pub master: Box<dyn MasterPty + Send>,
-    pub child: Box<dyn Child + Send + Sync>,
-    pub reader: Box<dyn Read + Send>,
-    pub writer: Box<dyn Write + Send>,
-    /// Process id, which is also the process-group id.
+    pub pty: Pty,
+    pub child: Child,
+    /// Process id, which is also the session and process-group id.
     pub pid: u32,
 }
 
 /// Starts the shell.
-pub fn spawn(spec: &ShellSpec<'_>) -> anyhow::Result<SpawnedShell> {
-    let pair = native_pty_system().openpty(PtySize {
-        rows: spec.rows,
-        cols: spec.cols,
-        pixel_width: 0,
-        pixel_height: 0,
-    })?;
-    let mut cmd = CommandBuilder::new(spec.shell);
+pub fn spawn(spec: &ShellSpec<'_>) -> io::Result<SpawnedShell> {
+    let master =
+        rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC)?;
+    rustix::pty::grantpt(&master)?;
+    rustix::pty::unlockpt(&master)?;
+    rustix::termios::tcsetwinsize(&master, winsize(spec.cols, spec.rows))?;
+    let name = rustix::pty::ptsname(&master, Vec::new())?;
+    let slave: OwnedFd = rustix::fs::open(
+        name.as_c_str(),
+        OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    rustix::io::ioctl_fionbio(&master, true)?;
+
+    let mut shell_args: Vec<String> = Vec::new();
     if let Some(rc) = spec.rc_file {
-        cmd.args([
-            std::ffi::OsStr::new("--rcfile"),
-            rc.as_os_str(),
-            std::ffi::OsStr::new("-i"),
-        ]);
+        shell_args.extend(["--rcfile".into(), rc.display().to_string(), "-i".into()]);
     }
-    cmd.env_clear();
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
-    cmd.env("HOME", &home);
+    let plan = LaunchPlan {
+        uid: spec.user.uid,
+        gid: spec.user.gid,
+        home: spec.home.to_path_buf(),
+        limits: spec.limits,
+        sandbox: spec.sandbox.cloned(),
+        read_only: spec
+            .rc_file
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect(),
+        shell: spec.shell.to_path_buf(),
+        args: shell_args,
+    };
+    let exe = std::env::current_exe()?;
+    let mut cmd = tokio::process::Command::new(exe);
+    cmd.arg(crate::launch::MODE)
+        .arg(serde_json::to_string(&plan).map_err(io::Error::other)?)
+        .stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave.try_clone()?))
+        .stderr(Stdio::from(slave))
+        .env_clear()
+        .current_dir("/");
+    cmd.env("HOME", spec.home);
     cmd.env(
         "PATH",
         std::env::var_os("PATH").unwrap_or_else(|| DEFAULT_PATH.into()),
@@ -65,12 +124,10 @@ pub fn spawn(spec: &ShellSpec<'_>) -> anyhow::Result<SpawnedShell> {
     cmd.env("SHELL", spec.shell);
     cmd.env("TERM", "xterm-256color");
     cmd.env("COLORTERM", "truecolor");
+    cmd.env("USER", &spec.user.name);
+    cmd.env("LOGNAME", &spec.user.name);
     cmd.env("ARCANA_SESSION_ID", spec.session_id);
     cmd.env("ARCANA_OSC_NONCE", spec.osc_nonce);
-    if let Some(user) = std::env::var_os("USER") {
-        cmd.env("USER", &user);
-        cmd.env("LOGNAME", &user);
-    }
     for name in PASSED_THROUGH {
         if let Some(v) = std::env::var_os(name) {
             cmd.env(name, v);
@@ -79,32 +136,104 @@ pub fn spawn(spec: &ShellSpec<'_>) -> anyhow::Result<SpawnedShell> {
     if std::env::var_os("LANG").is_none() {
         cmd.env("LANG", "C.UTF-8");
     }
-    cmd.cwd(
-        spec.workdir
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(&home)),
-    );
-
-    let child = pair.slave.spawn_command(cmd)?;
-    // The slave end belongs to the child now; holding it would keep reads from
-    // seeing EOF after the shell exits.
-    drop(pair.slave);
+    let child = cmd.spawn()?;
     let pid = child
-        .process_id()
-        .ok_or_else(|| anyhow::anyhow!("the shell has no process id"))?;
-    let reader = pair.master.try_clone_reader()?;
-    let writer = pair.master.take_writer()?;
+        .id()
+        .ok_or_else(|| io::Error::other("the shell has no process id"))?;
+    // `with_interest` is deprecated because an arbitrary `AsRawFd` type could hand tokio
+    // a descriptor it does not own; an `OwnedFd` owns its descriptor for as long as the
+    // `AsyncFd` lives, which is exactly the guarantee the safe call relies on.
+    #[allow(deprecated)]
+    let fd = AsyncFd::with_interest(master, Interest::READABLE | Interest::WRITABLE)?;
     Ok(SpawnedShell {
-        master: pair.master,
+        pty: Pty { fd },
         child,
-        reader,
-        writer,
         pid,
     })
 }
 
+fn winsize(cols: u16, rows: u16) -> Winsize {
+    Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+/// The master end of a shell's PTY, non-blocking under tokio.
+pub struct Pty {
+    fd: AsyncFd<OwnedFd>,
+}
+
+impl Pty {
+    /// Reads what the shell wrote (at most [`READ_CHUNK`] bytes); empty at the end, when
+    /// the shell side is gone. A large read hands its buffer over as is (no copy); a
+    /// small one is copied to its exact size so that kept scrollback stays small, and
+    /// `buf` is reused.
+    pub async fn read(&self, buf: &mut Vec<u8>) -> io::Result<Bytes> {
+        loop {
+            let mut guard = self.fd.readable().await?;
+            buf.clear();
+            buf.reserve(READ_CHUNK);
+            let result = guard.try_io(|fd| {
+                rustix::io::read(fd.get_ref(), rustix::buffer::spare_capacity(buf))
+                    .map_err(io::Error::from)
+            });
+            match result {
+                Ok(Ok(0)) => return Ok(Bytes::new()),
+                Ok(Ok(n)) if n >= READ_CHUNK / 4 => {
+                    return Ok(Bytes::from(std::mem::replace(
+                        buf,
+                        Vec::with_capacity(READ_CHUNK),
+                    )));
+                }
+                Ok(Ok(_)) => return Ok(Bytes::copy_from_slice(buf)),
+                // EIO: the last process holding the slave end closed it.
+                Ok(Err(e)) if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => {
+                    return Ok(Bytes::new());
+                }
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Writes as much of `data` as the PTY takes now, waiting until it takes something.
+    pub async fn write(&self, data: &[u8]) -> io::Result<usize> {
+        loop {
+            let mut guard = self.fd.writable().await?;
+            match guard.try_io(|fd| rustix::io::write(fd.get_ref(), data).map_err(io::Error::from))
+            {
+                Ok(result) => return result,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Writes what the PTY takes right now, without waiting (`WouldBlock` when nothing).
+    pub fn try_write(&self, data: &[u8]) -> io::Result<usize> {
+        self.fd.try_io(Interest::WRITABLE, |fd| {
+            rustix::io::write(fd, data).map_err(io::Error::from)
+        })
+    }
+
+    /// Sets the PTY's size (the shell sees SIGWINCH).
+    pub fn resize(&self, cols: u16, rows: u16) -> io::Result<()> {
+        rustix::termios::tcsetwinsize(self.fd.get_ref(), winsize(cols, rows))?;
+        Ok(())
+    }
+
+    /// The raw descriptor (for diagnostics).
+    pub fn raw_fd(&self) -> i32 {
+        self.fd.get_ref().as_fd().as_raw_fd()
+    }
+}
+
 /// Sends `signal` to the shell's whole process group. A group that is already gone is fine.
-pub fn signal_group(pgid: u32, signal: Signal) {
+pub fn signal_group(pgid: u32, signal: nix::sys::signal::Signal) {
+    use nix::sys::signal::killpg;
+    use nix::unistd::Pid;
     if let Err(e) = killpg(Pid::from_raw(pgid as i32), signal)
         && e != nix::errno::Errno::ESRCH
     {
@@ -112,13 +241,68 @@ pub fn signal_group(pgid: u32, signal: Signal) {
     }
 }
 
-/// Sets the PTY's size (the shell sees SIGWINCH).
-pub fn resize(master: &dyn MasterPty, cols: u16, rows: u16) -> anyhow::Result<()> {
-    master.resize(PtySize {
-        rows,
-        cols,
-        pixel_width: 0,
-        pixel_height: 0,
-    })?;
-    Ok(())
+/// Kills every process of the shell's session (`sid` is the shell's pid): jobs in
+/// their own process groups and runaway forks included. Repeats until none is left
+/// (a fork bomb racing the kill is bounded by the process limit).
+pub fn kill_session(sid: u32) {
+    for _ in 0..50 {
+        let members = session_members(sid);
+        if members.is_empty() {
+            return;
+        }
+        for pid in members {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    tracing::warn!(sid, "processes of a closed session survived 50 kill passes");
+}
+
+/// Process ids whose session id is `sid`, read from /proc.
+pub fn session_members(sid: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after = stat.rsplit(')').next()?.to_string();
+                    // state ppid pgrp session ...
+                    after.split_whitespace().nth(3)?.parse::<u32>().ok()
+                })
+                .is_some_and(|s| s == sid)
+        })
+        .collect()
+}
+
+/// Where each user's shell home is: `<root>/<user id>`, created for the shell user
+/// with mode 0700 (the root itself 0711, so users cannot list each other).
+pub fn prepare_home(root: &Path, user_id: &str, shell_user: &ShellUser) -> io::Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(root)?;
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))?;
+    let safe: String = user_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    let home = root.join(safe);
+    if !home.exists() {
+        std::fs::create_dir(&home)?;
+    }
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o700))?;
+    if nix::unistd::geteuid().is_root() {
+        nix::unistd::chown(
+            &home,
+            Some(nix::unistd::Uid::from_raw(shell_user.uid)),
+            Some(nix::unistd::Gid::from_raw(shell_user.gid)),
+        )
+        .map_err(io::Error::from)?;
+    }
+    Ok(home)
 }

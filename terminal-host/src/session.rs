@@ -1,80 +1,55 @@
-//! A live terminal session: one shell in one PTY, owned by one task (the actor).
+//! A live terminal session: one shell in one PTY, owned by one task (the actor) that
+//! also owns the attached client's WebSocket.
 //!
 //! ```text
-//!  PTY ──reader thread──▶ output channel (bounded) ──▶ actor ──▶ client channel (bounded) ──▶ WebSocket
-//!  PTY ◀──writer thread── input channel (bounded) ◀────────────────────────────────────────── WebSocket
+//!  WebSocket ──keystrokes──▶ actor ──write──▶ PTY (non-blocking)
+//!  WebSocket ◀──output───── actor ◀──read─── PTY
 //! ```
 //!
-//! Flow control: the actor reads the next output chunk only after the attached client
-//! accepted the previous one. A slow client therefore fills its channel, the actor
-//! stops reading, the output channel fills, the reader thread blocks, and the kernel
-//! stops the shell on its next write: nothing buffers without bound, and nothing is
-//! dropped or reordered for an attached client. While detached, output goes only to
-//! the bounded scrollback, which is replayed to the next client that attaches.
+//! A keystroke crosses no channel and no thread: the task that reads it from the socket
+//! writes it to the PTY, and the task that reads the echo writes it to the socket.
+//!
+//! Flow control: the actor reads the PTY only once the client's socket took everything
+//! sent before. A slow client therefore stops the reads, the kernel's PTY buffer fills
+//! and the shell blocks on its next write: nothing buffers without bound, and nothing
+//! is dropped or reordered for an attached client. Keystrokes (Ctrl-C above all) are
+//! still read meanwhile. While detached, output goes only to the bounded scrollback,
+//! which is replayed to the next client that attaches.
 //!
 //! The actor also extracts command history (see [`crate::shell_integration`]),
 //! records the session, and enforces the idle, lifetime and detach limits.
 
 use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use axum::extract::ws::{Message, WebSocket};
+use bytes::{Bytes, BytesMut};
+use futures::{Sink, Stream};
 use nix::sys::signal::Signal;
-use portable_pty::MasterPty;
+use serde::Deserialize;
+use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::pty::{self, ShellSpec};
+use crate::pty::{self, Pty, ShellSpec};
 use crate::recording::Recorder;
 use crate::shell_integration::{OscParser, Piece, ShellEvent};
+use crate::shells::ShellPolicy;
 use crate::store::{Store, TerminalCommand};
 
-/// Read size from the PTY.
-const READ_CHUNK: usize = 16 * 1024;
-/// Output chunks queued between the reader thread and the actor (high watermark).
-const OUTPUT_QUEUE: usize = 16;
-/// Messages queued for one WebSocket client.
-pub const CLIENT_QUEUE: usize = 16;
-
-/// A message for the attached client.
-#[derive(Debug, Clone)]
-pub enum ServerMsg {
-    /// Terminal output, in order.
-    Output(Bytes),
-    /// The session ended; the socket closes after this.
-    Exit { code: Option<i64>, reason: String },
-    /// Another connection took the session over.
-    Detached,
-}
-
-/// What a new attachment gets back.
-pub struct Attached {
-    pub attach_id: u64,
-    pub messages: mpsc::Receiver<ServerMsg>,
-    pub input: mpsc::Sender<Vec<u8>>,
-    pub cols: u16,
-    pub rows: u16,
-}
-
-enum Command {
-    Attach {
-        reply: oneshot::Sender<Attached>,
-    },
-    Detach {
-        attach_id: u64,
-    },
-    Resize {
-        cols: u16,
-        rows: u16,
-    },
-    Close {
-        reason: &'static str,
-        done: Option<oneshot::Sender<()>>,
-    },
-}
+/// Messages queued for one client at most (control answers included); past it the
+/// client is not reading and is dropped.
+const MAX_OUTBOX: usize = 64;
+/// Keystrokes waiting for the PTY at most; past it the socket is not read.
+const MAX_INPUT_PENDING: usize = 64 * 1024;
+/// The server pings a quiet client this often, and drops one silent for longer.
+const PING_EVERY: Duration = Duration::from_secs(30);
+const SILENCE_LIMIT: Duration = Duration::from_secs(90);
 
 /// A handle to a live session's actor. Cheap to clone.
 #[derive(Clone)]
@@ -82,51 +57,33 @@ pub struct SessionHandle {
     pub id: String,
     pub user_id: String,
     commands: mpsc::Sender<Command>,
-    activity: Arc<Activity>,
 }
 
-/// Milliseconds since the session started at which input or output last happened.
-pub struct Activity {
-    started: Instant,
-    last_ms: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Activity {
-        Activity {
-            started: Instant::now(),
-            last_ms: AtomicU64::new(0),
-        }
-    }
-
-    /// Marks activity now.
-    pub fn touch(&self) {
-        self.last_ms
-            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-
-    fn idle_for(&self) -> Duration {
-        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
-        self.started.elapsed().saturating_sub(last)
-    }
+enum Command {
+    Attach {
+        socket: Box<WebSocket>,
+        reattached: bool,
+    },
+    Close {
+        reason: &'static str,
+        done: Option<oneshot::Sender<()>>,
+    },
 }
 
 impl SessionHandle {
-    /// Attaches a client: it receives the scrollback first, then live output.
-    pub async fn attach(&self) -> Option<Attached> {
-        let (reply, rx) = oneshot::channel();
-        self.commands.send(Command::Attach { reply }).await.ok()?;
-        rx.await.ok()
-    }
-
-    /// Detaches a client (the shell keeps running for the grace period).
-    pub async fn detach(&self, attach_id: u64) {
-        let _ = self.commands.send(Command::Detach { attach_id }).await;
-    }
-
-    /// Resizes the PTY.
-    pub async fn resize(&self, cols: u16, rows: u16) {
-        let _ = self.commands.send(Command::Resize { cols, rows }).await;
+    /// Hands a client's socket to the session: it receives `hello`, the scrollback, then
+    /// live output. The socket comes back when the session has just ended.
+    pub async fn attach(&self, socket: WebSocket, reattached: bool) -> Result<(), WebSocket> {
+        self.commands
+            .send(Command::Attach {
+                socket: Box::new(socket),
+                reattached,
+            })
+            .await
+            .map_err(|e| match e.0 {
+                Command::Attach { socket, .. } => *socket,
+                Command::Close { .. } => unreachable!("sent an attach"),
+            })
     }
 
     /// Closes the session and waits until it is recorded as closed.
@@ -144,11 +101,6 @@ impl SessionHandle {
             let _ = rx.await;
         }
     }
-
-    /// Marks input activity (for the idle timeout).
-    pub fn touch(&self) {
-        self.activity.touch();
-    }
 }
 
 /// Why a session could not start.
@@ -159,7 +111,7 @@ pub enum StartError {
     #[error("the session id is in use")]
     Exists,
     #[error("cannot start the shell: {0}")]
-    Spawn(anyhow::Error),
+    Spawn(std::io::Error),
     #[error("database error: {0}")]
     Database(#[from] arcana_core::db::DbError),
 }
@@ -187,6 +139,7 @@ pub struct SessionEnv {
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
     pub rc_file: Option<std::path::PathBuf>,
+    pub policy: Arc<ShellPolicy>,
 }
 
 impl Registry {
@@ -235,7 +188,7 @@ impl Registry {
         futures::future::join_all(all.iter().map(|s| s.close(reason))).await;
     }
 
-    /// Starts a new session: checks the per-user limit, records it, spawns the shell.
+    /// Starts a new session: checks the per-user limit, spawns the shell, records it.
     pub async fn start(
         &self,
         env: &SessionEnv,
@@ -250,95 +203,66 @@ impl Registry {
         }
         let now = arcana_core::time::now_string();
         let shell_name = env.config.shell.display().to_string();
-        env.store
-            .insert_session(id, user_id, &shell_name, cols, rows, &now)
-            .await
-            .map_err(|e| match e {
-                arcana_core::db::DbError::Unique(_) => StartError::Exists,
-                other => StartError::Database(other),
-            })?;
+        let policy = &env.policy;
+        let home = match &policy.home_root {
+            Some(root) => {
+                pty::prepare_home(root, user_id, &policy.user).map_err(StartError::Spawn)?
+            }
+            None => std::env::var_os("HOME")
+                .map(std::path::PathBuf::from)
+                .unwrap_or_else(|| "/".into()),
+        };
         let nonce = random_hex(16);
-        let spawned = pty::spawn(&ShellSpec {
+        // The shell starts while the row is written: neither waits for the other.
+        let spec = ShellSpec {
             shell: &env.config.shell,
             rc_file: env.rc_file.as_deref(),
-            workdir: env.config.workdir.as_deref(),
+            home: &home,
             cols,
             rows,
             session_id: id,
             osc_nonce: &nonce,
-        });
-        let spawned = match spawned {
-            Ok(s) => s,
-            Err(e) => {
+            user: &policy.user,
+            limits: policy.limits,
+            sandbox: policy.sandbox.as_ref(),
+        };
+        let spawned = pty::spawn(&spec);
+        let insert = env
+            .store
+            .insert_session(id, user_id, &shell_name, cols, rows, &now)
+            .await;
+        let spawned = match (spawned, insert) {
+            (Ok(s), Ok(())) => s,
+            (Ok(s), Err(e)) => {
+                pty::kill_session(s.pid);
+                return Err(match e {
+                    arcana_core::db::DbError::Unique(_) => StartError::Exists,
+                    other => StartError::Database(other),
+                });
+            }
+            (Err(e), inserted) => {
                 env.metrics.spawn_failures.fetch_add(1, Ordering::Relaxed);
-                let _ = env
-                    .store
-                    .close_session(id, &arcana_core::time::now_string(), "spawn_failed", None)
-                    .await;
+                if inserted.is_ok() {
+                    let _ = env
+                        .store
+                        .close_session(id, &arcana_core::time::now_string(), "spawn_failed", None)
+                        .await;
+                }
                 return Err(StartError::Spawn(e));
             }
         };
         env.metrics.sessions_started.fetch_add(1, Ordering::Relaxed);
 
-        let (out_tx, out_rx) = mpsc::channel::<Vec<u8>>(OUTPUT_QUEUE);
-        let mut reader = spawned.reader;
-        std::thread::Builder::new()
-            .name("pty-reader".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; READ_CHUNK];
-                loop {
-                    match reader.read(&mut buf) {
-                        Ok(0) | Err(_) => break, // EOF or EIO: the shell side is gone
-                        Ok(n) => {
-                            if out_tx.blocking_send(buf[..n].to_vec()).is_err() {
-                                break;
-                            }
-                        }
-                    }
-                }
-            })
-            .map_err(|e| StartError::Spawn(e.into()))?;
-
-        let (in_tx, mut in_rx) = mpsc::channel::<Vec<u8>>(64);
-        let mut writer = spawned.writer;
-        std::thread::Builder::new()
-            .name("pty-writer".into())
-            .spawn(move || {
-                while let Some(bytes) = in_rx.blocking_recv() {
-                    if writer
-                        .write_all(&bytes)
-                        .and_then(|_| writer.flush())
-                        .is_err()
-                    {
-                        break;
-                    }
-                }
-            })
-            .map_err(|e| StartError::Spawn(e.into()))?;
-
-        let (exit_tx, exit_rx) = oneshot::channel();
-        let mut child = spawned.child;
-        std::thread::Builder::new()
-            .name("pty-waiter".into())
-            .spawn(move || {
-                let code = child.wait().ok().map(|s| s.exit_code() as i64);
-                let _ = exit_tx.send(code);
-            })
-            .map_err(|e| StartError::Spawn(e.into()))?;
-
-        let (cmd_tx, cmd_rx) = mpsc::channel(32);
-        let activity = Arc::new(Activity::new());
+        let (cmd_tx, cmd_rx) = mpsc::channel(8);
         let handle = SessionHandle {
             id: id.to_string(),
             user_id: user_id.to_string(),
             commands: cmd_tx,
-            activity: activity.clone(),
         };
         self.sessions
             .lock()
             .expect("registry lock")
             .insert(id.to_string(), handle.clone());
-
         let recorder = env.config.record.then(|| {
             Recorder::new(
                 cols,
@@ -348,31 +272,27 @@ impl Registry {
                 env.config.recording_max_bytes,
             )
         });
-        let actor = Actor {
+        let state = State {
             id: id.to_string(),
             env: env.clone(),
-            master: spawned.master,
             pgid: spawned.pid,
-            input: in_tx,
-            activity,
             started: Instant::now(),
+            last_activity: Instant::now(),
             cols,
             rows,
-            scrollback: VecDeque::new(),
+            scrollback: Scrollback::new(env.config.scrollback_bytes),
             parser: OscParser::new(nonce),
             current: None,
             next_seq: 0,
             recorder,
             recording_seq: 0,
-            client: None,
             detached_at: Some(Instant::now()),
-            pending: None,
             close_reason: None,
             kill_at: None,
             closed_waiters: Vec::new(),
             db_writes: spawn_db_writer(env.store.clone(), id.to_string()),
         };
-        tokio::spawn(actor.run(cmd_rx, out_rx, exit_rx));
+        tokio::spawn(run(state, spawned.pty, spawned.child, cmd_rx));
         tracing::info!(session_id = %id, user_id = %user_id, pid = spawned.pid, "terminal session started");
         Ok(handle)
     }
@@ -416,6 +336,50 @@ fn spawn_db_writer(
     (tx, task)
 }
 
+/// The last output of a session, as the chunks it came in (no copy), at most `cap` bytes.
+struct Scrollback {
+    chunks: VecDeque<Bytes>,
+    len: usize,
+    cap: usize,
+}
+
+impl Scrollback {
+    fn new(cap: usize) -> Scrollback {
+        Scrollback {
+            chunks: VecDeque::new(),
+            len: 0,
+            cap,
+        }
+    }
+
+    fn push(&mut self, chunk: Bytes) {
+        self.len += chunk.len();
+        self.chunks.push_back(chunk);
+        while self.len > self.cap {
+            let excess = self.len - self.cap;
+            let Some(front) = self.chunks.front_mut() else {
+                break;
+            };
+            if front.len() <= excess {
+                self.len -= front.len();
+                self.chunks.pop_front();
+            } else {
+                let _ = front.split_to(excess);
+                self.len -= excess;
+            }
+        }
+    }
+
+    /// Everything kept, as one buffer (copied once, on reattach).
+    fn replay(&self) -> Bytes {
+        let mut all = BytesMut::with_capacity(self.len);
+        for c in &self.chunks {
+            all.extend_from_slice(c);
+        }
+        all.freeze()
+    }
+}
+
 /// A command being captured for the history.
 struct CurrentCommand {
     seq: i64,
@@ -425,148 +389,313 @@ struct CurrentCommand {
     truncated: bool,
 }
 
-struct Client {
-    attach_id: u64,
-    tx: mpsc::Sender<ServerMsg>,
+/// Messages of the client protocol (text frames).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+enum ClientMsg {
+    Input { data: String },
+    Resize { cols: u16, rows: u16 },
+    Ping,
 }
 
-struct Actor {
+/// The attached client: its socket and what waits to be sent on it.
+struct Client {
+    attach_id: u64,
+    socket: WebSocket,
+    outbox: VecDeque<Message>,
+    flushing: bool,
+    last_heard: Instant,
+    last_ping: Instant,
+}
+
+/// What the client did.
+enum ClientEvent {
+    /// Everything queued was sent: the PTY may be read again.
+    Drained,
+    Received(Message),
+    /// The socket closed or failed.
+    Gone,
+}
+
+impl Client {
+    fn new(attach_id: u64, socket: WebSocket) -> Client {
+        Client {
+            attach_id,
+            socket,
+            outbox: VecDeque::new(),
+            flushing: false,
+            last_heard: Instant::now(),
+            last_ping: Instant::now(),
+        }
+    }
+
+    fn busy(&self) -> bool {
+        !self.outbox.is_empty() || self.flushing
+    }
+
+    fn queue(&mut self, msg: Message) -> bool {
+        self.outbox.push_back(msg);
+        self.outbox.len() <= MAX_OUTBOX
+    }
+
+    fn queue_json(&mut self, value: serde_json::Value) -> bool {
+        self.queue(Message::Text(value.to_string().into()))
+    }
+
+    /// Sends what is queued and reads what comes in; cancel-safe (all state is here).
+    fn poll_io(&mut self, cx: &mut Context<'_>, want_input: bool) -> Poll<ClientEvent> {
+        let busy = self.busy();
+        let mut socket = Pin::new(&mut self.socket);
+        if busy {
+            loop {
+                if let Some(msg) = self.outbox.pop_front() {
+                    match socket.as_mut().poll_ready(cx) {
+                        Poll::Ready(Ok(())) => {}
+                        Poll::Ready(Err(_)) => return Poll::Ready(ClientEvent::Gone),
+                        Poll::Pending => {
+                            self.outbox.push_front(msg);
+                            break;
+                        }
+                    }
+                    if socket.as_mut().start_send(msg).is_err() {
+                        return Poll::Ready(ClientEvent::Gone);
+                    }
+                    self.flushing = true;
+                } else if self.flushing {
+                    match socket.as_mut().poll_flush(cx) {
+                        Poll::Ready(Ok(())) => {
+                            self.flushing = false;
+                            return Poll::Ready(ClientEvent::Drained);
+                        }
+                        Poll::Ready(Err(_)) => return Poll::Ready(ClientEvent::Gone),
+                        Poll::Pending => break,
+                    }
+                } else {
+                    return Poll::Ready(ClientEvent::Drained);
+                }
+            }
+        }
+        if want_input {
+            return match socket.poll_next(cx) {
+                Poll::Ready(Some(Ok(msg))) => {
+                    self.last_heard = Instant::now();
+                    Poll::Ready(ClientEvent::Received(msg))
+                }
+                Poll::Ready(Some(Err(_)) | None) => Poll::Ready(ClientEvent::Gone),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+        Poll::Pending
+    }
+
+    /// Sends what is queued, a close frame, and closes; bounded in time.
+    async fn finish(mut self) {
+        let _ = self.queue(Message::Close(None));
+        let drain = std::future::poll_fn(|cx| match self.poll_io(cx, false) {
+            Poll::Ready(_) => Poll::Ready(()),
+            Poll::Pending => Poll::Pending,
+        });
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    }
+}
+
+/// Everything of a session but its I/O objects.
+struct State {
     id: String,
     env: SessionEnv,
-    master: Box<dyn MasterPty + Send>,
     pgid: u32,
-    input: mpsc::Sender<Vec<u8>>,
-    activity: Arc<Activity>,
     started: Instant,
+    last_activity: Instant,
     cols: u16,
     rows: u16,
-    scrollback: VecDeque<u8>,
+    scrollback: Scrollback,
     parser: OscParser,
     current: Option<CurrentCommand>,
     next_seq: i64,
     recorder: Option<Recorder>,
     recording_seq: i64,
-    client: Option<Client>,
     detached_at: Option<Instant>,
-    /// Output accepted from the PTY but not yet taken by the client's channel.
-    pending: Option<Bytes>,
     close_reason: Option<&'static str>,
     kill_at: Option<tokio::time::Instant>,
     closed_waiters: Vec<oneshot::Sender<()>>,
     db_writes: (mpsc::UnboundedSender<DbWrite>, tokio::task::JoinHandle<()>),
 }
 
-impl Actor {
-    async fn run(
-        mut self,
-        mut commands: mpsc::Receiver<Command>,
-        mut output: mpsc::Receiver<Vec<u8>>,
-        mut exit: oneshot::Receiver<Option<i64>>,
-    ) {
-        let mut ticker = tokio::time::interval(Duration::from_millis(500));
-        let mut exit_code: Option<Option<i64>> = None;
-        let mut output_done = false;
-        let mut exited_at: Option<tokio::time::Instant> = None;
-        loop {
-            let client_tx = self.client.as_ref().map(|c| c.tx.clone());
-            let kill_at = self.kill_at;
-            tokio::select! {
-                biased;
-                Some(cmd) = commands.recv() => self.on_command(cmd),
-                permit = async { client_tx.as_ref().expect("guarded").reserve().await }, if self.pending.is_some() && client_tx.is_some() => {
-                    match permit {
-                        Ok(permit) => permit.send(ServerMsg::Output(self.pending.take().expect("guarded"))),
-                        Err(_) => self.detach_current(), // the socket task is gone
+/// The actor's loop.
+async fn run(mut state: State, pty: Pty, mut child: Child, mut commands: mpsc::Receiver<Command>) {
+    let mut ticker = tokio::time::interval(Duration::from_millis(500));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut client: Option<Client> = None;
+    let mut input = BytesMut::new();
+    let mut read_buf = Vec::with_capacity(pty::READ_CHUNK);
+    let mut exit_code: Option<Option<i64>> = None;
+    let mut output_done = false;
+    let mut exited_at: Option<tokio::time::Instant> = None;
+    loop {
+        let busy = client.as_ref().is_some_and(Client::busy);
+        let can_read = !output_done && !busy;
+        let want_input = input.len() < MAX_INPUT_PENDING;
+        let kill_at = state.kill_at;
+        tokio::select! {
+            biased;
+            Some(cmd) = commands.recv() => match cmd {
+                Command::Attach { socket, reattached } => {
+                    if let Some(old) = client.take() {
+                        detach_old(old);
+                    }
+                    client = Some(state.attach(*socket, reattached));
+                }
+                Command::Close { reason, done } => {
+                    if let Some(done) = done {
+                        state.closed_waiters.push(done);
+                    }
+                    state.begin_close(reason);
+                }
+            },
+            event = std::future::poll_fn(|cx| match client.as_mut() {
+                Some(c) => c.poll_io(cx, want_input),
+                None => Poll::Pending,
+            }), if client.is_some() => match event {
+                ClientEvent::Drained => {}
+                ClientEvent::Gone => state.detach(&mut client),
+                ClientEvent::Received(msg) => {
+                    if !state.on_message(msg, &mut client, &mut input, &pty) {
+                        state.detach(&mut client);
+                    } else if !input.is_empty() {
+                        // Straight to the PTY when it takes it now: no trip through the loop.
+                        write_now(&pty, &mut input);
                     }
                 }
-                chunk = output.recv(), if self.pending.is_none() && !output_done => match chunk {
-                    Some(chunk) => self.on_output(&chunk),
-                    None => output_done = true,
-                },
-                code = &mut exit, if exit_code.is_none() => {
-                    exit_code = Some(code.unwrap_or(None));
-                    exited_at = Some(tokio::time::Instant::now());
+            },
+            chunk = pty.read(&mut read_buf), if can_read => match chunk {
+                Ok(chunk) if !chunk.is_empty() => {
+                    if !state.on_output(chunk, &mut client) {
+                        state.detach(&mut client);
+                    }
                 }
-                () = async { tokio::time::sleep_until(kill_at.expect("guarded")).await }, if kill_at.is_some() && exit_code.is_none() => {
-                    pty::signal_group(self.pgid, Signal::SIGKILL);
-                    self.kill_at = None;
+                _ => output_done = true,
+            },
+            written = pty.write(&input), if !input.is_empty() => match written {
+                Ok(n) => {
+                    let _ = input.split_to(n);
                 }
-                _ = ticker.tick() => self.on_tick(),
+                Err(_) => input.clear(),
+            },
+            status = child.wait(), if exit_code.is_none() => {
+                exit_code = Some(status.ok().and_then(|s| s.code()).map(i64::from));
+                exited_at = Some(tokio::time::Instant::now());
             }
-            if let Some(code) = exit_code {
-                // Deliver what the shell wrote before it exited, but do not wait forever
-                // for a stray process that escaped the group and holds the PTY open.
-                let waited = exited_at.map(|t| t.elapsed()).unwrap_or_default();
-                let flushed = output_done && self.pending.is_none();
-                if flushed || waited > Duration::from_secs(2) {
-                    self.finish(code).await;
-                    return;
-                }
+            () = async { tokio::time::sleep_until(kill_at.expect("guarded")).await }, if kill_at.is_some() && exit_code.is_none() => {
+                pty::kill_session(state.pgid);
+                state.kill_at = None;
+            }
+            _ = ticker.tick() => state.on_tick(&mut client),
+        }
+        if let Some(code) = exit_code {
+            // Deliver what the shell wrote before it exited, but do not wait forever
+            // for a stray process that escaped the group and holds the PTY open.
+            let waited = exited_at.map(|t| t.elapsed()).unwrap_or_default();
+            let flushed = output_done && !client.as_ref().is_some_and(Client::busy);
+            if flushed || waited > Duration::from_secs(2) {
+                state.finish(code, client.take()).await;
+                return;
             }
         }
     }
+}
 
-    fn on_command(&mut self, cmd: Command) {
-        match cmd {
-            Command::Attach { reply } => {
-                let (tx, rx) = mpsc::channel(CLIENT_QUEUE);
-                if let Some(old) = self.client.take() {
-                    let _ = old.tx.try_send(ServerMsg::Detached);
-                }
-                // Everything pending is already in the scrollback, which is replayed first.
-                self.pending = None;
-                if !self.scrollback.is_empty() {
-                    let replay: Vec<u8> = self.scrollback.iter().copied().collect();
-                    let _ = tx.try_send(ServerMsg::Output(Bytes::from(replay)));
-                }
-                let attach_id = self.env.registry.next_attach_id();
-                self.client = Some(Client { attach_id, tx });
-                self.detached_at = None;
-                let _ = reply.send(Attached {
-                    attach_id,
-                    messages: rx,
-                    input: self.input.clone(),
-                    cols: self.cols,
-                    rows: self.rows,
-                });
-            }
-            Command::Detach { attach_id } => {
-                if self
-                    .client
-                    .as_ref()
-                    .is_some_and(|c| c.attach_id == attach_id)
-                {
-                    self.detach_current();
-                }
-            }
-            Command::Resize { cols, rows } => {
-                if (cols, rows) != (self.cols, self.rows)
-                    && pty::resize(self.master.as_ref(), cols, rows).is_ok()
-                {
-                    self.cols = cols;
-                    self.rows = rows;
-                    if let Some(r) = &mut self.recorder {
-                        r.resize(cols, rows);
-                    }
-                    let _ = self.db_writes.0.send(DbWrite::Size(cols, rows));
-                }
-            }
-            Command::Close { reason, done } => {
-                if let Some(done) = done {
-                    self.closed_waiters.push(done);
-                }
-                self.begin_close(reason);
-            }
+/// Writes keystrokes the PTY takes right now; the rest waits for the write branch.
+fn write_now(pty: &Pty, input: &mut BytesMut) {
+    if let Ok(n) = pty.try_write(input) {
+        let _ = input.split_to(n);
+    }
+}
+
+/// Tells a replaced client it was detached and closes it, off the actor's path.
+fn detach_old(mut old: Client) {
+    old.outbox.clear();
+    old.flushing = false;
+    let _ = old.queue_json(serde_json::json!({"type": "detached"}));
+    tokio::spawn(old.finish());
+}
+
+impl State {
+    fn attach(&mut self, socket: WebSocket, reattached: bool) -> Client {
+        let attach_id = self.env.registry.next_attach_id();
+        let mut client = Client::new(attach_id, socket);
+        let _ = client.queue_json(serde_json::json!({
+            "type": "hello", "session_id": self.id, "reattached": reattached,
+            "cols": self.cols, "rows": self.rows,
+        }));
+        if self.scrollback.len > 0 {
+            let _ = client.queue(Message::Binary(self.scrollback.replay()));
         }
+        self.detached_at = None;
+        client
     }
 
-    fn detach_current(&mut self) {
-        self.client = None;
-        self.pending = None;
+    fn detach(&mut self, client: &mut Option<Client>) {
+        if let Some(c) = client.take() {
+            tracing::debug!(session_id = %self.id, attach_id = c.attach_id, "client detached");
+        }
         self.detached_at = Some(Instant::now());
     }
 
-    /// SIGHUP now, SIGKILL after the grace time if the shell is still there.
+    /// Handles one message from the client; `false` drops the client.
+    fn on_message(
+        &mut self,
+        msg: Message,
+        client: &mut Option<Client>,
+        input: &mut BytesMut,
+        pty: &Pty,
+    ) -> bool {
+        let Some(c) = client.as_mut() else {
+            return true;
+        };
+        let bytes: Bytes = match msg {
+            Message::Binary(b) => b,
+            Message::Text(t) => match serde_json::from_str::<ClientMsg>(&t) {
+                Ok(ClientMsg::Input { data }) => Bytes::from(data),
+                Ok(ClientMsg::Resize { cols, rows }) => {
+                    self.resize(pty, cols, rows);
+                    return true;
+                }
+                Ok(ClientMsg::Ping) => return c.queue_json(serde_json::json!({"type": "pong"})),
+                Err(e) => {
+                    return c.queue_json(serde_json::json!({
+                        "type": "error", "code": "bad_message", "message": e.to_string()
+                    }));
+                }
+            },
+            Message::Ping(_) | Message::Pong(_) => return true,
+            Message::Close(_) => return false,
+        };
+        if !bytes.is_empty() {
+            self.env
+                .metrics
+                .bytes_in
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            self.last_activity = Instant::now();
+            input.extend_from_slice(&bytes);
+        }
+        true
+    }
+
+    fn resize(&mut self, pty: &Pty, cols: u16, rows: u16) {
+        if !(1..=1000).contains(&cols) || !(1..=1000).contains(&rows) {
+            return;
+        }
+        if (cols, rows) != (self.cols, self.rows) && pty.resize(cols, rows).is_ok() {
+            self.cols = cols;
+            self.rows = rows;
+            if let Some(r) = &mut self.recorder {
+                r.resize(cols, rows);
+            }
+            let _ = self.db_writes.0.send(DbWrite::Size(cols, rows));
+        }
+    }
+
+    /// SIGHUP now, everything of the session killed after the grace time.
     fn begin_close(&mut self, reason: &'static str) {
         if self.close_reason.is_some() {
             return;
@@ -574,18 +703,19 @@ impl Actor {
         self.close_reason = Some(reason);
         tracing::info!(session_id = %self.id, reason, "closing terminal session");
         pty::signal_group(self.pgid, Signal::SIGHUP);
-        // An interactive bash ignores SIGTERM but not SIGHUP; a job that ignores SIGHUP
-        // meets SIGKILL.
+        // An interactive bash ignores SIGTERM but not SIGHUP; what ignores SIGHUP, or
+        // left the process group, meets SIGKILL.
         self.kill_at = Some(tokio::time::Instant::now() + self.env.config.kill_grace());
     }
 
-    fn on_output(&mut self, chunk: &[u8]) {
-        self.activity.touch();
+    /// Handles PTY output; `false` drops a client that stopped reading control answers.
+    fn on_output(&mut self, chunk: Bytes, client: &mut Option<Client>) -> bool {
+        self.last_activity = Instant::now();
         self.env
             .metrics
             .bytes_out
             .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-        let mut visible: Vec<u8> = Vec::with_capacity(chunk.len());
+        let mut ok = true;
         for piece in self.parser.feed(chunk) {
             match piece {
                 Piece::Output(bytes) => {
@@ -601,26 +731,18 @@ impl Actor {
                         cur.output
                             .extend_from_slice(&bytes[..bytes.len().min(room)]);
                     }
-                    visible.extend_from_slice(&bytes);
+                    if let Some(r) = &mut self.recorder {
+                        r.output(&bytes);
+                    }
+                    self.scrollback.push(bytes.clone());
+                    if let Some(c) = client.as_mut() {
+                        ok &= c.queue(Message::Binary(bytes));
+                    }
                 }
                 Piece::Event(event) => self.on_shell_event(event),
             }
         }
-        if visible.is_empty() {
-            return;
-        }
-        if let Some(r) = &mut self.recorder {
-            r.output(&visible);
-        }
-        let cap = self.env.config.scrollback_bytes;
-        self.scrollback.extend(visible.iter().copied());
-        if self.scrollback.len() > cap {
-            let excess = self.scrollback.len() - cap;
-            self.scrollback.drain(..excess);
-        }
-        if self.client.is_some() {
-            self.pending = Some(Bytes::from(visible));
-        }
+        ok
     }
 
     fn on_shell_event(&mut self, event: ShellEvent) {
@@ -666,18 +788,28 @@ impl Actor {
         let _ = self.db_writes.0.send(DbWrite::History(row));
     }
 
-    fn on_tick(&mut self) {
+    fn on_tick(&mut self, client: &mut Option<Client>) {
         let config = &self.env.config;
         if self.close_reason.is_none() {
             if self.started.elapsed() > config.max_lifetime() {
                 self.begin_close("lifetime");
-            } else if self.activity.idle_for() > config.idle_timeout() {
+            } else if self.last_activity.elapsed() > config.idle_timeout() {
                 self.begin_close("idle_timeout");
             } else if self
                 .detached_at
                 .is_some_and(|t| t.elapsed() > config.detach_grace())
             {
                 self.begin_close("detached_timeout");
+            }
+        }
+        if let Some(c) = client.as_mut() {
+            if c.last_heard.elapsed() > SILENCE_LIMIT {
+                self.detach(client);
+            } else if c.last_ping.elapsed() > PING_EVERY {
+                c.last_ping = Instant::now();
+                if !c.queue(Message::Ping(Bytes::new())) {
+                    self.detach(client);
+                }
             }
         }
         self.flush_recording(false);
@@ -695,24 +827,21 @@ impl Actor {
         }
     }
 
-    async fn finish(mut self, exit_code: Option<i64>) {
+    async fn finish(mut self, exit_code: Option<i64>, client: Option<Client>) {
         self.finish_command(None);
         self.flush_recording(true);
         let reason = self.close_reason.unwrap_or("exited");
-        // Nothing may outlive the session: stop the group even if only the shell exited.
-        pty::signal_group(self.pgid, Signal::SIGKILL);
+        // Nothing may outlive the session: stop everything it started.
+        pty::kill_session(self.pgid);
         let (writes, writer_task) = self.db_writes;
         let _ = writes.send(DbWrite::Close(reason.to_string(), exit_code));
         drop(writes);
         let _ = writer_task.await;
-        if let Some(client) = self.client.take() {
-            let _ = client
-                .tx
-                .send(ServerMsg::Exit {
-                    code: exit_code,
-                    reason: reason.to_string(),
-                })
-                .await;
+        if let Some(mut c) = client {
+            let _ = c.queue_json(
+                serde_json::json!({"type": "exit", "code": exit_code, "reason": reason}),
+            );
+            c.finish().await;
         }
         self.env.registry.remove(&self.id);
         self.env
@@ -778,5 +907,18 @@ mod tests {
             strip_escapes(b"\x1b[1;31mred\x1b[0m\r\n\x1b]0;t\x07ok"),
             "red\nok"
         );
+    }
+
+    #[test]
+    fn scrollback_keeps_the_last_bytes_without_copying_chunks() {
+        let mut s = Scrollback::new(10);
+        let a = Bytes::from_static(b"0123456");
+        s.push(a.clone());
+        s.push(Bytes::from_static(b"789abc"));
+        assert_eq!(&s.replay()[..], b"3456789abc");
+        assert_eq!(s.len, 10);
+        let mut big = Scrollback::new(4);
+        big.push(Bytes::from_static(b"0123456789"));
+        assert_eq!(&big.replay()[..], b"6789");
     }
 }

@@ -2,49 +2,59 @@
 //!
 //! Keystrokes are not commands: a line may be edited with backspace and arrows,
 //! recalled from history or completed with tab. So bash is started with an rc file
-//! that, through `PS0` (printed after a line is accepted, before it runs) and
-//! `PROMPT_COMMAND` (after it finished), writes private OSC sequences carrying the
-//! command *as bash recorded it* and its exit status:
+//! whose hooks write private OSC sequences carrying the command *as bash recorded it*
+//! and its exit status:
 //!
 //! ```text
-//! ESC ] 6973 ; <nonce> ; C ; <base64 command> BEL     command starts
-//! ESC ] 6973 ; <nonce> ; D ; <exit status> BEL        command finished
+//! ESC ] 6973 ; <nonce> ; C ; <`history 1` of the line> BEL     command starts
+//! ESC ] 6973 ; <nonce> ; D ; <exit status> BEL                 command finished
 //! ```
 //!
+//! The hooks cost no process: a `DEBUG` trap (before the first simple command of each
+//! line) and `PROMPT_COMMAND` run builtins only. `history 1` prints the line exactly as
+//! bash stored it (after editing, recall or completion, multi-line commands included)
+//! straight into the sequence; a line that itself holds a BEL character is recorded up
+//! to it.
+//!
 //! [`OscParser`] removes these from the output stream (the user never sees them),
-//! even when a sequence is split across reads. The nonce is per session, so text that
-//! merely contains such a sequence (a `cat` of a file) is not taken for a command.
-//! Limits: a shell other than bash, `exec`ing another program, or a user who unsets
-//! `PROMPT_COMMAND`/`PS0` records nothing; a user can forge entries in their own
-//! session by printing the nonce they can read. History is a convenience and an
-//! aid to memory, not an audit log.
+//! even when a sequence is split across reads. Output without an ESC byte, almost
+//! all of it, passes through untouched and uncopied (`memchr` finds none). The nonce
+//! is per session, so text that merely contains such a sequence (a `cat` of a file)
+//! is not taken for a command. Limits: a shell other than bash, `exec`ing another
+//! program, or a user who replaces the `DEBUG` trap or `PROMPT_COMMAND` records
+//! nothing; a user can forge entries in their own session by printing the nonce they
+//! can read. History is a convenience and an aid to memory, not an audit log.
 
-use base64::Engine;
+use bytes::{Bytes, BytesMut};
 
 /// The private OSC number.
 const MARKER: &[u8] = b"\x1b]6973;";
 /// Longest sequence kept while waiting for its terminator.
 const MAX_SEQUENCE: usize = 64 * 1024;
 
-/// The bash rc file: the user's own `~/.bashrc`, then the hooks.
-pub const BASH_RC: &str = r#"# Arcana shell integration, written by terminal-host.
+/// The bash rc file: the user's own `~/.bashrc`, then the hooks. The command line is
+/// printed by `history 1` straight into the sequence (the parser drops its number), so
+/// nothing is captured with `$(...)`, which would fork.
+pub const BASH_RC: &str = r#"# Arcana shell integration, written by terminal-host. Builtins only: no process per command.
 if [ -f "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi
 __arcana_nonce="$ARCANA_OSC_NONCE"
 unset ARCANA_OSC_NONCE
 HISTCONTROL=
-__arcana_preexec() {
-  local line
-  line="$(HISTTIMEFORMAT= builtin history 1)"
-  line="${line#"${line%%[![:space:]]*}"}"
-  line="${line#*[[:space:]]}"
-  line="${line#"${line%%[![:space:]]*}"}"
-  builtin printf '\033]6973;%s;C;%s\007' "$__arcana_nonce" "$(builtin printf '%s' "$line" | base64 -w0)"
+__arcana_armed=
+__arcana_debug() {
+  [ -n "$__arcana_armed" ] || return 0
+  [ "$BASH_COMMAND" = "__arcana_precmd" ] && return 0
+  __arcana_armed=
+  builtin printf '\033]6973;%s;C;' "$__arcana_nonce"
+  HISTTIMEFORMAT= builtin history 1
+  builtin printf '\007'
 }
 __arcana_precmd() {
   local status=$?
   builtin printf '\033]6973;%s;D;%s\007' "$__arcana_nonce" "$status"
+  __arcana_armed=1
 }
-PS0='$(__arcana_preexec)'
+trap '__arcana_debug' DEBUG
 PROMPT_COMMAND='__arcana_precmd'
 "#;
 
@@ -60,8 +70,8 @@ pub enum ShellEvent {
 /// A piece of PTY output after parsing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Piece {
-    /// Bytes to show the user.
-    Output(Vec<u8>),
+    /// Bytes to show the user (a slice of the input when possible).
+    Output(Bytes),
     /// A shell event (removed from the output).
     Event(ShellEvent),
 }
@@ -69,7 +79,7 @@ pub enum Piece {
 /// Streaming parser for the integration sequences.
 pub struct OscParser {
     nonce: String,
-    carry: Vec<u8>,
+    carry: BytesMut,
 }
 
 impl OscParser {
@@ -77,58 +87,66 @@ impl OscParser {
     pub fn new(nonce: impl Into<String>) -> OscParser {
         OscParser {
             nonce: nonce.into(),
-            carry: Vec::new(),
+            carry: BytesMut::new(),
         }
     }
 
     /// Parses the next chunk of output, in order.
-    pub fn feed(&mut self, chunk: &[u8]) -> Vec<Piece> {
-        let mut data = std::mem::take(&mut self.carry);
-        data.extend_from_slice(chunk);
+    pub fn feed(&mut self, chunk: Bytes) -> Vec<Piece> {
+        let data = if self.carry.is_empty() {
+            // The common case: nothing held back and no ESC at all.
+            if memchr::memchr(0x1b, &chunk).is_none() {
+                return if chunk.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![Piece::Output(chunk)]
+                };
+            }
+            chunk
+        } else {
+            self.carry.extend_from_slice(&chunk);
+            self.carry.split().freeze()
+        };
         let mut pieces = Vec::new();
         let mut plain_start = 0;
-        let mut i = 0;
-        while i < data.len() {
-            if data[i] != 0x1b {
-                i += 1;
-                continue;
-            }
+        let mut from = 0;
+        while let Some(offset) = memchr::memchr(0x1b, &data[from..]) {
+            let i = from + offset;
             let rest = &data[i..];
             if rest.len() < MARKER.len() {
                 if MARKER.starts_with(rest) {
                     // Maybe the start of a sequence: wait for more.
-                    push_output(&mut pieces, &data[plain_start..i]);
-                    self.carry = rest.to_vec();
+                    push_output(&mut pieces, data.slice(plain_start..i));
+                    self.carry.extend_from_slice(rest);
                     return pieces;
                 }
-                i += 1;
+                from = i + 1;
                 continue;
             }
             if !rest.starts_with(MARKER) {
-                i += 1;
+                from = i + 1;
                 continue;
             }
             let body_start = i + MARKER.len();
-            match data[body_start..].iter().position(|&b| b == 0x07) {
+            match memchr::memchr(0x07, &data[body_start..]) {
                 Some(len) => {
-                    let body = &data[body_start..body_start + len];
                     let end = body_start + len + 1;
-                    if let Some(event) = self.parse_body(body) {
-                        push_output(&mut pieces, &data[plain_start..i]);
+                    if let Some(event) = self.parse_body(&data[body_start..body_start + len]) {
+                        push_output(&mut pieces, data.slice(plain_start..i));
                         pieces.push(Piece::Event(event));
                         plain_start = end;
                     }
-                    i = end;
+                    from = end;
                 }
                 None if data.len() - i <= MAX_SEQUENCE => {
-                    push_output(&mut pieces, &data[plain_start..i]);
-                    self.carry = data[i..].to_vec();
+                    push_output(&mut pieces, data.slice(plain_start..i));
+                    self.carry.extend_from_slice(&data[i..]);
                     return pieces;
                 }
-                None => i += 1, // unterminated and too long: not ours
+                None => from = i + 1, // unterminated and too long: not ours
             }
         }
-        push_output(&mut pieces, &data[plain_start..]);
+        push_output(&mut pieces, data.slice(plain_start..));
         pieces
     }
 
@@ -139,47 +157,42 @@ impl OscParser {
             return None;
         }
         match (parts.next()?, parts.next().unwrap_or("")) {
-            ("C", b64) => {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(b64.trim())
-                    .ok()?;
-                Some(ShellEvent::CommandStarted(
-                    String::from_utf8_lossy(&bytes).trim_end().to_string(),
-                ))
-            }
+            ("C", entry) => Some(ShellEvent::CommandStarted(history_line(entry))),
             ("D", status) => status.trim().parse().ok().map(ShellEvent::CommandFinished),
             _ => None,
         }
     }
 }
 
-fn push_output(pieces: &mut Vec<Piece>, bytes: &[u8]) {
-    if bytes.is_empty() {
-        return;
+fn push_output(pieces: &mut Vec<Piece>, bytes: Bytes) {
+    if !bytes.is_empty() {
+        pieces.push(Piece::Output(bytes));
     }
-    if let Some(Piece::Output(prev)) = pieces.last_mut() {
-        prev.extend_from_slice(bytes);
-    } else {
-        pieces.push(Piece::Output(bytes.to_vec()));
-    }
+}
+
+/// The command of a `history 1` line: `  <number>[*]  <command>\n`.
+pub fn history_line(entry: &str) -> String {
+    let rest = entry.trim_start();
+    let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
+    let rest = rest.strip_prefix('*').unwrap_or(rest);
+    rest.trim_start_matches([' ', '\t']).trim_end().to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn start(nonce: &str, cmd: &str) -> Vec<u8> {
-        let b64 = base64::engine::general_purpose::STANDARD.encode(cmd);
-        format!("\x1b]6973;{nonce};C;{b64}\x07").into_bytes()
+    fn start(nonce: &str, command: &str) -> Vec<u8> {
+        format!("\x1b]6973;{nonce};C;  42  {command}\n\x07").into_bytes()
     }
 
     fn collect(parser: &mut OscParser, chunks: &[&[u8]]) -> (Vec<u8>, Vec<ShellEvent>) {
         let mut out = Vec::new();
         let mut events = Vec::new();
         for c in chunks {
-            for p in parser.feed(c) {
+            for p in parser.feed(Bytes::copy_from_slice(c)) {
                 match p {
-                    Piece::Output(b) => out.extend(b),
+                    Piece::Output(b) => out.extend_from_slice(&b),
                     Piece::Event(e) => events.push(e),
                 }
             }
@@ -225,5 +238,26 @@ mod tests {
         let (out, events) = collect(&mut p, &[&data]);
         assert!(events.is_empty());
         assert_eq!(out, data);
+    }
+
+    #[test]
+    fn plain_output_is_passed_on_without_a_copy() {
+        let mut p = OscParser::new("n");
+        let chunk = Bytes::from_static(b"no escape here\r\n");
+        let pieces = p.feed(chunk.clone());
+        match &pieces[..] {
+            [Piece::Output(b)] => assert_eq!(b.as_ptr(), chunk.as_ptr()),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn history_lines_lose_their_number() {
+        assert_eq!(history_line("  7  echo hi\n"), "echo hi");
+        assert_eq!(history_line("12345* ls -la\n"), "ls -la");
+        assert_eq!(
+            history_line(" 3  for i in 1 2; do\n echo $i\ndone\n"),
+            "for i in 1 2; do\n echo $i\ndone"
+        );
     }
 }

@@ -15,22 +15,25 @@
 //!   `POST /api/arcana/terminal/tickets`, single use, 30 s) or `?token=`. Optional
 //!   `?cols=&rows=` size a new session.
 //! - The server pings every 30 s and drops a connection silent for 90 s.
+//!
+//! Everything that decides whether the caller may have this session (token, user,
+//! permission, Origin, the session's owner, the per-user limit) is checked before the
+//! upgrade, so a refused connection gets an HTTP status and starts nothing. Writing the
+//! session's row and starting the shell happen after the upgrade, so the client's
+//! handshake never waits for them; if they fail, the client gets an `error` message.
 
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 
 use arcana_core::error::ApiError;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use futures::{SinkExt, StreamExt};
 use serde::Deserialize;
-use tokio::sync::mpsc;
 
 use crate::AppState;
 use crate::http::{HttpError, authorize, check_origin, header_token};
-use crate::session::{Attached, ServerMsg, SessionHandle, StartError};
+use crate::session::{SessionHandle, StartError};
 
 /// Query parameters of the WebSocket URL.
 #[derive(Debug, Deserialize)]
@@ -41,18 +44,18 @@ pub struct WsQuery {
     rows: Option<u16>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
-enum ClientMsg {
-    Input { data: String },
-    Resize { cols: u16, rows: u16 },
-    Ping,
+/// What the upgrade will connect to.
+enum Target {
+    Live(SessionHandle),
+    New {
+        id: String,
+        user_id: String,
+        cols: u16,
+        rows: u16,
+    },
 }
 
-const PING_EVERY: Duration = Duration::from_secs(30);
-const SILENCE_LIMIT: Duration = Duration::from_secs(90);
-
-/// Handles the upgrade: every check happens before a shell starts or the socket opens.
+/// Handles the upgrade: every check happens before the socket opens.
 pub async fn shell(
     State(state): State<AppState>,
     Path(session_id): Path<String>,
@@ -65,12 +68,12 @@ pub async fn shell(
             state.metrics.ws_refused.fetch_add(1, Ordering::Relaxed);
             e.into_response()
         }
-        Ok((session, reattached)) => {
+        Ok(target) => {
             state.metrics.ws_connections.fetch_add(1, Ordering::Relaxed);
             let max = state.config.max_message_bytes;
             ws.max_message_size(max)
                 .max_frame_size(max)
-                .on_upgrade(move |socket| serve_socket(state, socket, session, reattached))
+                .on_upgrade(move |socket| connect(state, socket, target))
         }
     }
 }
@@ -80,7 +83,7 @@ async fn prepare(
     session_id: &str,
     query: &WsQuery,
     headers: &HeaderMap,
-) -> Result<(SessionHandle, bool), HttpError> {
+) -> Result<Target, HttpError> {
     check_origin(state, headers)?;
     let user = if let Some(ticket) = &query.ticket {
         let user_id = state.tickets.redeem(ticket).ok_or_else(|| {
@@ -113,7 +116,7 @@ async fn prepare(
         if live.user_id != user.id() {
             return Err(ApiError::not_found("session").into());
         }
-        return Ok((live, true));
+        return Ok(Target::Live(live));
     }
     if let Some(row) = state.store.get_session(&id).await? {
         if row.user_id != user.id() {
@@ -132,127 +135,68 @@ async fn prepare(
             ApiError::bad_request("invalid_size", "cols and rows must be 1 to 1000.").into(),
         );
     }
-    match state
-        .registry
-        .start(&state.session_env(), &id, user.id(), cols, rows)
-        .await
-    {
-        Ok(handle) => Ok((handle, false)),
-        Err(StartError::TooMany(n)) => Err(ApiError::new(
-            429,
-            "too_many_sessions",
-            format!("You have {n} live sessions; close one first."),
-        )
-        .into()),
-        Err(StartError::Exists) => {
-            Err(ApiError::conflict("session_exists", "Session id in use.").into())
-        }
-        Err(StartError::Spawn(e)) => {
-            Err(ApiError::new(503, "spawn_failed", format!("Cannot start the shell: {e}")).into())
-        }
-        Err(StartError::Database(e)) => Err(e.into()),
+    let live = state.registry.count_for(user.id());
+    if live >= state.config.max_sessions_per_user {
+        return Err(too_many(live).into());
     }
-}
-
-async fn serve_socket(
-    state: AppState,
-    socket: WebSocket,
-    session: SessionHandle,
-    reattached: bool,
-) {
-    let Some(Attached {
-        attach_id,
-        mut messages,
-        input,
+    Ok(Target::New {
+        id,
+        user_id: user.id().to_string(),
         cols,
         rows,
-    }) = session.attach().await
-    else {
-        return; // the session ended between the check and the attach
-    };
-    let (mut sink, mut stream) = socket.split();
-    let hello = serde_json::json!({
-        "type": "hello", "session_id": session.id, "reattached": reattached, "cols": cols, "rows": rows,
-    });
-    if sink
-        .send(Message::Text(hello.to_string().into()))
-        .await
-        .is_err()
-    {
-        session.detach(attach_id).await;
-        return;
-    }
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.tick().await;
-    let mut last_heard = Instant::now();
-    // Keystrokes the PTY could not take yet; while set, the socket is not read (backpressure).
-    let mut pending_input: Option<Vec<u8>> = None;
-    loop {
-        tokio::select! {
-            msg = messages.recv() => match msg {
-                Some(ServerMsg::Output(bytes)) => {
-                    if sink.send(Message::Binary(bytes)).await.is_err() { break; }
-                }
-                Some(ServerMsg::Exit { code, reason }) => {
-                    let exit = serde_json::json!({"type": "exit", "code": code, "reason": reason});
-                    let _ = sink.send(Message::Text(exit.to_string().into())).await;
-                    let _ = sink.send(Message::Close(None)).await;
-                    return;
-                }
-                Some(ServerMsg::Detached) => {
-                    let _ = sink.send(Message::Text(r#"{"type":"detached"}"#.into())).await;
-                    let _ = sink.send(Message::Close(None)).await;
-                    return;
-                }
-                None => break,
-            },
-            permit = reserve(&input), if pending_input.is_some() => match permit {
-                Ok(permit) => permit.send(pending_input.take().expect("guarded")),
-                Err(_) => break,
-            },
-            incoming = stream.next(), if pending_input.is_none() => {
-                last_heard = Instant::now();
-                let bytes = match incoming {
-                    Some(Ok(Message::Binary(b))) => b.to_vec(),
-                    Some(Ok(Message::Text(t))) => match serde_json::from_str::<ClientMsg>(&t) {
-                        Ok(ClientMsg::Input { data }) => data.into_bytes(),
-                        Ok(ClientMsg::Resize { cols, rows }) => {
-                            if (1..=1000).contains(&cols) && (1..=1000).contains(&rows) {
-                                session.resize(cols, rows).await;
-                            }
-                            continue;
-                        }
-                        Ok(ClientMsg::Ping) => {
-                            if sink.send(Message::Text(r#"{"type":"pong"}"#.into())).await.is_err() { break; }
-                            continue;
-                        }
-                        Err(e) => {
-                            let err = serde_json::json!({"type": "error", "code": "bad_message", "message": e.to_string()});
-                            if sink.send(Message::Text(err.to_string().into())).await.is_err() { break; }
-                            continue;
-                        }
-                    },
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
-                };
-                if bytes.is_empty() { continue; }
-                state.metrics.bytes_in.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                session.touch();
-                if let Err(mpsc::error::TrySendError::Full(bytes)) = input.try_send(bytes) {
-                    pending_input = Some(bytes);
-                }
-            },
-            _ = ping.tick() => {
-                if last_heard.elapsed() > SILENCE_LIMIT { break; }
-                if sink.send(Message::Ping(Default::default())).await.is_err() { break; }
-            }
-        }
-    }
-    session.detach(attach_id).await;
+    })
 }
 
-async fn reserve(
-    tx: &mpsc::Sender<Vec<u8>>,
-) -> Result<mpsc::Permit<'_, Vec<u8>>, mpsc::error::SendError<()>> {
-    tx.reserve().await
+fn too_many(n: usize) -> ApiError {
+    ApiError::new(
+        429,
+        "too_many_sessions",
+        format!("You have {n} live sessions; close one first."),
+    )
+}
+
+/// After the upgrade: starts the session when it is new, then hands it the socket.
+async fn connect(state: AppState, mut socket: WebSocket, target: Target) {
+    let (handle, reattached) = match target {
+        Target::Live(handle) => (handle, true),
+        Target::New {
+            id,
+            user_id,
+            cols,
+            rows,
+        } => {
+            let started = state
+                .registry
+                .start(&state.session_env(), &id, &user_id, cols, rows)
+                .await;
+            match started {
+                Ok(handle) => (handle, false),
+                Err(e) => {
+                    let (code, message) = match &e {
+                        StartError::TooMany(n) => ("too_many_sessions", too_many(*n).detail),
+                        StartError::Exists => ("session_exists", "Session id in use.".into()),
+                        StartError::Spawn(e) => {
+                            ("spawn_failed", format!("Cannot start the shell: {e}"))
+                        }
+                        StartError::Database(_) => (
+                            "database_unavailable",
+                            "The database is busy or unreachable; retry shortly.".into(),
+                        ),
+                    };
+                    tracing::warn!(session_id = %id, error = %e, "terminal session did not start");
+                    let error =
+                        serde_json::json!({"type": "error", "code": code, "message": message});
+                    let _ = socket.send(Message::Text(error.to_string().into())).await;
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            }
+        }
+    };
+    if let Err(mut socket) = handle.attach(socket, reattached).await {
+        // The session ended between the check and the attach.
+        let exit = serde_json::json!({"type": "exit", "code": null, "reason": "exited"});
+        let _ = socket.send(Message::Text(exit.to_string().into())).await;
+        let _ = socket.send(Message::Close(None)).await;
+    }
 }

@@ -124,6 +124,29 @@ pub struct Runner {
     stderr_path: PathBuf,
     /// terminal-host started beside Spin (the runner starts its own).
     sidecar: Option<TerminalHost>,
+    /// Where terminal-host keeps the shells' homes (outside `dir`, which only the
+    /// service user may enter, as shells run as another user).
+    pub shell_homes: ShellHomes,
+}
+
+/// A folder for the shells' homes, removed when dropped.
+pub struct ShellHomes(PathBuf);
+
+impl ShellHomes {
+    fn new() -> ShellHomes {
+        ShellHomes(std::env::temp_dir().join(format!("arcana-test-homes-{}", uuid_like())))
+    }
+
+    /// The folder (terminal-host creates it).
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ShellHomes {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl Runner {
@@ -154,6 +177,7 @@ impl Runner {
         std::fs::write(&rc_path, rc).unwrap();
         let stderr_path = dir.path().join("runner.log");
         let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let shell_homes = ShellHomes::new();
         let mut command = match opts.host {
             Host::Runner => runner_command(&opts, &rc_path),
             Host::Spin => spin_command(&opts, &rc_path, dir.path())?,
@@ -161,8 +185,9 @@ impl Runner {
         let mut child = command
             .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
-            // Shells of a terminal-host it starts get an empty home, as in TerminalHost.
+            // Shells of a terminal-host it starts get their own homes, as in TerminalHost.
             .env("HOME", dir.path())
+            .env("ARCANA_SHELL_HOME_ROOT", shell_homes.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
@@ -210,6 +235,7 @@ impl Runner {
                     dir,
                     stderr_path,
                     sidecar: None,
+                    shell_homes,
                 };
             }
             if let Ok(Some(status)) = child.try_wait() {
@@ -435,8 +461,9 @@ impl TerminalHost {
             .env("SPIN_VARIABLE_JWT_SECRET", TEST_JWT_SECRET)
             .env("SPIN_VARIABLE_METRICS_TOKEN", TEST_METRICS_TOKEN)
             .env("RUST_LOG", "info")
-            // Shells get an empty home: the machine's own ~/.bashrc stays out of the tests.
             .env("HOME", runner.dir.path())
+            // Shells get fresh homes of their own: the machine's ~/.bashrc stays out.
+            .env("ARCANA_SHELL_HOME_ROOT", runner.shell_homes.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)

@@ -39,9 +39,9 @@ impl DatabaseConfig {
                         Error::Unavailable(format!("cannot create {}: {e}", parent.display()))
                     })?;
                 }
-                Ok(Opened::Embedded(
-                    libsql::Builder::new_local(path).build().await?,
-                ))
+                let db = libsql::Builder::new_local(path).build().await?;
+                private(path);
+                Ok(Opened::Embedded(db))
             }
             DatabaseConfig::Memory => Ok(Opened::Embedded(
                 libsql::Builder::new_local(":memory:").build().await?,
@@ -51,7 +51,25 @@ impl DatabaseConfig {
             }
         }
     }
+}
 
+/// Makes an embedded database's files readable by their owner only, whoever created
+/// them (Spin creates its file world-readable): shells run as other users.
+fn private(path: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = std::path::PathBuf::from(file);
+        if file.exists()
+            && let Err(e) = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!(path = %file.display(), error = %e, "cannot make the database private");
+        }
+    }
+}
+
+impl DatabaseConfig {
     /// At most this many connections make sense (an in-memory database has one).
     pub fn max_connections(&self, wanted: usize) -> usize {
         match self {
