@@ -448,6 +448,12 @@ pub struct TerminalHost {
 impl TerminalHost {
     /// Starts terminal-host on the runner's database with extra arguments.
     pub fn start(runner: &Runner, args: &[&str]) -> TerminalHost {
+        TerminalHost::try_start(runner, args)
+            .unwrap_or_else(|log| panic!("terminal-host did not start:\n{log}"))
+    }
+
+    /// Starts, or returns its log when it exits before listening.
+    pub fn try_start(runner: &Runner, args: &[&str]) -> Result<TerminalHost, String> {
         let log_path = runner
             .dir
             .path()
@@ -480,19 +486,16 @@ impl TerminalHost {
                 }
                 _ => {
                     let _ = child.wait();
-                    panic!(
-                        "terminal-host did not start:\n{}",
-                        std::fs::read_to_string(&log_path).unwrap_or_default()
-                    );
+                    return Err(std::fs::read_to_string(&log_path).unwrap_or_default());
                 }
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        TerminalHost {
+        Ok(TerminalHost {
             child,
             url,
             log_path,
-        }
+        })
     }
 
     /// `url + path`.
