@@ -323,11 +323,11 @@ both_hosts! {
         let ticket = t["ticket"].as_str().unwrap();
         let q = format!("?ticket={ticket}");
         let own = new_id();
-        assert!(
-            try_connect(&env.th, &own, None, Some("http://localhost:5173"), &q)
-                .await
-                .is_ok()
-        );
+        let mut ticketed = try_connect(&env.th, &own, None, Some("http://localhost:5173"), &q)
+            .await
+            .expect("a ticket opens a session");
+        // `hello` is sent once the session's row is written.
+        assert_eq!(next_json(&mut ticketed).await["type"], "hello");
         assert_eq!(
             try_connect(&env.th, &new_id(), None, None, &q).await.err(),
             Some(401)

@@ -54,14 +54,19 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let engine = app.engine.clone();
-    // The epoch ticker drives request deadlines; it stops with the server.
-    let ticker = tokio::spawn(async move {
-        let mut interval = tokio::time::interval(EPOCH_TICK);
-        loop {
-            interval.tick().await;
-            engine.increment_epoch();
-        }
-    });
+    // The epoch ticker drives request deadlines, on its own thread: a runaway guest
+    // occupies a tokio worker without yielding, and a ticker task woken on that
+    // worker (its LIFO slot cannot be stolen) would never run. It stops with the server.
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let ticking = running.clone();
+    let ticker = std::thread::Builder::new()
+        .name("epoch-ticker".into())
+        .spawn(move || {
+            while ticking.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(EPOCH_TICK);
+                engine.increment_epoch();
+            }
+        })?;
     let permits = Semaphore::new(app.limits.max_concurrent_requests);
     let front_door = app.limits.front_door.clone();
     let server = Arc::new(Server {
@@ -82,7 +87,8 @@ pub async fn run(
         shutdown,
     )
     .await?;
-    ticker.abort();
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = ticker.join();
     Ok(())
 }
 

@@ -28,6 +28,7 @@ pub mod pty;
 pub mod recording;
 pub mod rest;
 pub mod session;
+pub mod session_writes;
 pub mod shell_integration;
 pub mod shells;
 pub mod store;
@@ -45,6 +46,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::rest::Tickets;
 use crate::session::{Registry, SessionEnv};
+use crate::session_writes::SessionWrites;
 use crate::shells::ShellPolicy;
 use crate::store::Store;
 
@@ -59,6 +61,7 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub rc_file: Option<PathBuf>,
     pub policy: Arc<ShellPolicy>,
+    pub writes: SessionWrites,
 }
 
 impl AppState {
@@ -71,6 +74,7 @@ impl AppState {
             metrics: self.metrics.clone(),
             rc_file: self.rc_file.clone(),
             policy: self.policy.clone(),
+            writes: self.writes.clone(),
         }
     }
 }
@@ -190,6 +194,7 @@ pub async fn serve(
     let state = AppState {
         config: Arc::new(config),
         settings: Arc::new(settings),
+        writes: SessionWrites::start(store.clone()),
         store,
         registry: Arc::new(Registry::default()),
         tickets: Arc::new(Tickets::default()),

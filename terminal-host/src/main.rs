@@ -5,11 +5,6 @@ use clap::Parser;
 use terminal_host::config::Config;
 
 fn main() -> std::process::ExitCode {
-    // The same binary starts each shell (see terminal_host::launch).
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some(terminal_host::launch::MODE) {
-        return terminal_host::launch::run(&args[2..]);
-    }
     let config = Config::parse();
     terminal_host::init_logging(&config.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -23,14 +23,17 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::process::Child;
 
-use crate::launch::{LaunchPlan, Sandbox};
+use crate::launch::{ChildSetup, Sandbox};
 
 /// Variables passed through from terminal-host's environment when set.
 const PASSED_THROUGH: &[&str] = &["LANG", "LC_ALL", "TZ"];
 /// PATH for shells when terminal-host has none.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-/// Largest read from the PTY at once.
-pub const READ_CHUNK: usize = 16 * 1024;
+/// Most output read from the PTY before it is handed on (one WebSocket frame).
+pub const READ_CHUNK: usize = 64 * 1024;
+/// The most one read of a Linux PTY master returns (its line discipline's buffer less
+/// one byte); a read returning less found the buffer empty.
+const PTY_READ_MAX: usize = 4095;
 
 /// Who shells run as, resolved once at start-up.
 #[derive(Debug, Clone)]
@@ -92,30 +95,28 @@ pub fn spawn(spec: &ShellSpec<'_>) -> io::Result<SpawnedShell> {
     if let Some(rc) = spec.rc_file {
         shell_args.extend(["--rcfile".into(), rc.display().to_string(), "-i".into()]);
     }
-    let plan = LaunchPlan {
-        uid: spec.user.uid,
-        gid: spec.user.gid,
-        home: spec.home.to_path_buf(),
-        limits: spec.limits,
-        sandbox: spec.sandbox.cloned(),
-        read_only: spec
-            .rc_file
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .into_iter()
-            .collect(),
-        shell: spec.shell.to_path_buf(),
-        args: shell_args,
+    let mut cmd = match spec.sandbox {
+        None => tokio::process::Command::new(spec.shell),
+        Some(sandbox) => {
+            let read_only: Vec<PathBuf> = spec
+                .rc_file
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .into_iter()
+                .collect();
+            let mut c = tokio::process::Command::new(&sandbox.bwrap);
+            c.args(crate::launch::bwrap_args(spec.home, &read_only, sandbox))
+                .arg("--")
+                .arg(spec.shell);
+            c
+        }
     };
-    let exe = std::env::current_exe()?;
-    let mut cmd = tokio::process::Command::new(exe);
-    cmd.arg(crate::launch::MODE)
-        .arg(serde_json::to_string(&plan).map_err(io::Error::other)?)
+    cmd.args(&shell_args)
         .stdin(Stdio::from(slave.try_clone()?))
         .stdout(Stdio::from(slave.try_clone()?))
         .stderr(Stdio::from(slave))
-        .env_clear()
-        .current_dir("/");
+        .env_clear();
+    ChildSetup::new(spec.user.uid, spec.user.gid, spec.limits, spec.home)?.install(&mut cmd);
     cmd.env("HOME", spec.home);
     cmd.env(
         "PATH",
@@ -167,34 +168,67 @@ pub struct Pty {
 }
 
 impl Pty {
-    /// Reads what the shell wrote (at most [`READ_CHUNK`] bytes); empty at the end, when
-    /// the shell side is gone. A large read hands its buffer over as is (no copy); a
-    /// small one is copied to its exact size so that kept scrollback stays small, and
-    /// `buf` is reused.
-    pub async fn read(&self, buf: &mut Vec<u8>) -> io::Result<Bytes> {
+    /// Reads what the shell wrote; empty at the end, when the shell side is gone.
+    ///
+    /// A Linux PTY hands over at most 4095 bytes per read, so this reads until the
+    /// kernel has nothing more (or [`READ_CHUNK`] bytes came): bulk output leaves as a
+    /// few large WebSocket frames instead of one small frame per 4 KiB. A buffer that
+    /// came back mostly full is handed on as is (no copy); a small read (an echoed key)
+    /// is copied to its exact size, so that kept scrollback stays small. No read buffer
+    /// is kept per session while it idles.
+    pub async fn read(&self) -> io::Result<Bytes> {
         loop {
             let mut guard = self.fd.readable().await?;
-            buf.clear();
-            buf.reserve(READ_CHUNK);
-            let result = guard.try_io(|fd| {
-                rustix::io::read(fd.get_ref(), rustix::buffer::spare_capacity(buf))
-                    .map_err(io::Error::from)
-            });
-            match result {
-                Ok(Ok(0)) => return Ok(Bytes::new()),
-                Ok(Ok(n)) if n >= READ_CHUNK / 4 => {
-                    return Ok(Bytes::from(std::mem::replace(
-                        buf,
-                        Vec::with_capacity(READ_CHUNK),
-                    )));
+            let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+            let mut ended = false;
+            let mut failed = None;
+            while buf.len() < READ_CHUNK {
+                let before = buf.len();
+                let asked = (buf.capacity() - before).min(PTY_READ_MAX);
+                let result = guard.try_io(|fd| {
+                    rustix::io::read(fd.get_ref(), rustix::buffer::spare_capacity(&mut buf))
+                        .map_err(io::Error::from)
+                });
+                match result {
+                    Ok(Ok(0)) => {
+                        ended = true;
+                        break;
+                    }
+                    Ok(Ok(_)) if buf.len() - before < asked => {
+                        // A short read took everything the line discipline held: what
+                        // comes later wakes the reactor again, so skip the read that
+                        // would only say EAGAIN (one system call less per keystroke).
+                        guard.clear_ready();
+                        break;
+                    }
+                    Ok(Ok(_)) => {}
+                    // EIO: the last process holding the slave end closed it.
+                    Ok(Err(e))
+                        if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) =>
+                    {
+                        ended = true;
+                        break;
+                    }
+                    Ok(Err(e)) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Err(_would_block) => break,
                 }
-                Ok(Ok(_)) => return Ok(Bytes::copy_from_slice(buf)),
-                // EIO: the last process holding the slave end closed it.
-                Ok(Err(e)) if e.raw_os_error() == Some(rustix::io::Errno::IO.raw_os_error()) => {
-                    return Ok(Bytes::new());
-                }
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
+            }
+            if !buf.is_empty() {
+                // What was read goes out first; an end or error shows on the next call.
+                return Ok(if buf.len() >= READ_CHUNK / 2 {
+                    Bytes::from(buf)
+                } else {
+                    Bytes::copy_from_slice(&buf)
+                });
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if ended {
+                return Ok(Bytes::new());
             }
         }
     }
@@ -239,6 +273,12 @@ pub fn signal_group(pgid: u32, signal: nix::sys::signal::Signal) {
     {
         tracing::warn!(pgid, ?signal, error = %e, "cannot signal process group");
     }
+}
+
+/// [`kill_session`] on a blocking thread: the scan of `/proc` reads every process's
+/// stat file, which must not stall the sessions served by this runtime thread.
+pub async fn kill_session_off_runtime(sid: u32) {
+    let _ = tokio::task::spawn_blocking(move || kill_session(sid)).await;
 }
 
 /// Kills every process of the shell's session (`sid` is the shell's pid): jobs in

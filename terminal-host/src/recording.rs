@@ -8,7 +8,8 @@ use std::time::Instant;
 /// Builds a recording incrementally.
 pub struct Recorder {
     started: Instant,
-    buf: String,
+    /// Pending lines: JSON text, always valid UTF-8.
+    buf: Vec<u8>,
     total: usize,
     max: usize,
     stopped: bool,
@@ -27,7 +28,7 @@ impl Recorder {
         });
         let mut r = Recorder {
             started: Instant::now(),
-            buf: String::new(),
+            buf: Vec::new(),
             total: 0,
             max,
             stopped: false,
@@ -37,34 +38,59 @@ impl Recorder {
         r
     }
 
-    /// Records output. UTF-8 sequences split across chunks are joined first.
+    /// Records output. UTF-8 sequences split across chunks are joined first; the event
+    /// line is encoded straight into the pending buffer (no intermediate JSON values).
     pub fn output(&mut self, bytes: &[u8]) {
         if self.stopped {
             return;
         }
-        let mut data = std::mem::take(&mut self.utf8_carry);
-        data.extend_from_slice(bytes);
-        let valid_up_to = match std::str::from_utf8(&data) {
+        let joined;
+        let data: &[u8] = if self.utf8_carry.is_empty() {
+            bytes
+        } else {
+            let mut d = std::mem::take(&mut self.utf8_carry);
+            d.extend_from_slice(bytes);
+            joined = d;
+            &joined
+        };
+        let valid_up_to = match std::str::from_utf8(data) {
             Ok(_) => data.len(),
             Err(e) if e.error_len().is_none() => e.valid_up_to(), // incomplete tail
             Err(_) => data.len(),                                 // invalid: lossy
         };
-        self.utf8_carry = data[valid_up_to..].to_vec();
-        let text = String::from_utf8_lossy(&data[..valid_up_to]).into_owned();
+        if valid_up_to < data.len() {
+            self.utf8_carry.extend_from_slice(&data[valid_up_to..]);
+        }
+        let text = String::from_utf8_lossy(&data[..valid_up_to]);
         if !text.is_empty() {
-            let t = self.started.elapsed().as_secs_f64();
-            self.push_line(serde_json::json!([round(t), "o", text]).to_string());
+            let t = round(self.started.elapsed().as_secs_f64());
+            self.push_event(&(t, "o", &*text));
         }
     }
 
     /// Records a resize.
     pub fn resize(&mut self, cols: u16, rows: u16) {
         if !self.stopped {
-            let t = self.started.elapsed().as_secs_f64();
-            self.push_line(
-                serde_json::json!([round(t), "r", format!("{cols}x{rows}")]).to_string(),
-            );
+            let t = round(self.started.elapsed().as_secs_f64());
+            self.push_event(&(t, "r", format!("{cols}x{rows}")));
         }
+    }
+
+    /// Appends one event line, or stops the recording when it would pass the cap.
+    fn push_event(&mut self, event: &impl serde::Serialize) {
+        let start = self.buf.len();
+        if serde_json::to_writer(&mut self.buf, event).is_err() {
+            self.buf.truncate(start);
+            return;
+        }
+        let len = self.buf.len() - start;
+        if self.total + len + 1 > self.max {
+            self.buf.truncate(start);
+            self.stopped = true;
+            return;
+        }
+        self.total += len + 1;
+        self.buf.push(b'\n');
     }
 
     fn push_line(&mut self, line: String) {
@@ -73,13 +99,16 @@ impl Recorder {
             return;
         }
         self.total += line.len() + 1;
-        self.buf.push_str(&line);
-        self.buf.push('\n');
+        self.buf.extend_from_slice(line.as_bytes());
+        self.buf.push(b'\n');
     }
 
     /// Lines recorded since the last call.
     pub fn take_chunk(&mut self) -> Option<String> {
-        (!self.buf.is_empty()).then(|| std::mem::take(&mut self.buf))
+        (!self.buf.is_empty()).then(|| {
+            // Only whole JSON lines of valid UTF-8 text are ever appended.
+            String::from_utf8(std::mem::take(&mut self.buf)).unwrap_or_default()
+        })
     }
 
     /// Bytes buffered and not yet taken.

@@ -38,6 +38,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::pty::{self, Pty, ShellSpec};
 use crate::recording::Recorder;
+use crate::session_writes::{SessionWrites, Write};
 use crate::shell_integration::{OscParser, Piece, ShellEvent};
 use crate::shells::ShellPolicy;
 use crate::store::{Store, TerminalCommand};
@@ -47,6 +48,9 @@ use crate::store::{Store, TerminalCommand};
 const MAX_OUTBOX: usize = 64;
 /// Keystrokes waiting for the PTY at most; past it the socket is not read.
 const MAX_INPUT_PENDING: usize = 64 * 1024;
+/// Recorded output goes to the database in rows of about this size (or every tick):
+/// bulk output never builds one huge row in memory.
+const RECORDING_CHUNK: usize = 64 * 1024;
 /// The server pings a quiet client this often, and drops one silent for longer.
 const PING_EVERY: Duration = Duration::from_secs(30);
 const SILENCE_LIMIT: Duration = Duration::from_secs(90);
@@ -140,6 +144,7 @@ pub struct SessionEnv {
     pub metrics: Arc<Metrics>,
     pub rc_file: Option<std::path::PathBuf>,
     pub policy: Arc<ShellPolicy>,
+    pub writes: SessionWrites,
 }
 
 impl Registry {
@@ -234,7 +239,7 @@ impl Registry {
         let spawned = match (spawned, insert) {
             (Ok(s), Ok(())) => s,
             (Ok(s), Err(e)) => {
-                pty::kill_session(s.pid);
+                pty::kill_session_off_runtime(s.pid).await;
                 return Err(match e {
                     arcana_core::db::DbError::Unique(_) => StartError::Exists,
                     other => StartError::Database(other),
@@ -273,7 +278,7 @@ impl Registry {
             )
         });
         let state = State {
-            id: id.to_string(),
+            id: Arc::from(id),
             env: env.clone(),
             pgid: spawned.pid,
             started: Instant::now(),
@@ -290,7 +295,6 @@ impl Registry {
             close_reason: None,
             kill_at: None,
             closed_waiters: Vec::new(),
-            db_writes: spawn_db_writer(env.store.clone(), id.to_string()),
         };
         tokio::spawn(run(state, spawned.pty, spawned.child, cmd_rx));
         tracing::info!(session_id = %id, user_id = %user_id, pid = spawned.pid, "terminal session started");
@@ -301,39 +305,6 @@ impl Registry {
     fn next_attach_id(&self) -> u64 {
         self.next_attach.fetch_add(1, Ordering::Relaxed)
     }
-}
-
-/// Ordered database writes of one session, off the actor's path.
-enum DbWrite {
-    History(TerminalCommand),
-    Recording(i64, String),
-    Size(u16, u16),
-    Close(String, Option<i64>),
-}
-
-fn spawn_db_writer(
-    store: Store,
-    id: String,
-) -> (mpsc::UnboundedSender<DbWrite>, tokio::task::JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(async move {
-        while let Some(write) = rx.recv().await {
-            let result = match &write {
-                DbWrite::History(row) => store.insert_history(row).await,
-                DbWrite::Recording(seq, data) => store.append_recording(&id, *seq, data).await,
-                DbWrite::Size(c, r) => store.set_size(&id, *c, *r).await,
-                DbWrite::Close(reason, code) => {
-                    store
-                        .close_session(&id, &arcana_core::time::now_string(), reason, *code)
-                        .await
-                }
-            };
-            if let Err(e) = result {
-                tracing::error!(session_id = %id, error = %e, "terminal database write failed");
-            }
-        }
-    });
-    (tx, task)
 }
 
 /// The last output of a session, as the chunks it came in (no copy), at most `cap` bytes.
@@ -501,7 +472,7 @@ impl Client {
 
 /// Everything of a session but its I/O objects.
 struct State {
-    id: String,
+    id: Arc<str>,
     env: SessionEnv,
     pgid: u32,
     started: Instant,
@@ -518,7 +489,6 @@ struct State {
     close_reason: Option<&'static str>,
     kill_at: Option<tokio::time::Instant>,
     closed_waiters: Vec<oneshot::Sender<()>>,
-    db_writes: (mpsc::UnboundedSender<DbWrite>, tokio::task::JoinHandle<()>),
 }
 
 /// The actor's loop.
@@ -527,7 +497,6 @@ async fn run(mut state: State, pty: Pty, mut child: Child, mut commands: mpsc::R
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut client: Option<Client> = None;
     let mut input = BytesMut::new();
-    let mut read_buf = Vec::with_capacity(pty::READ_CHUNK);
     let mut exit_code: Option<Option<i64>> = None;
     let mut output_done = false;
     let mut exited_at: Option<tokio::time::Instant> = None;
@@ -567,7 +536,7 @@ async fn run(mut state: State, pty: Pty, mut child: Child, mut commands: mpsc::R
                     }
                 }
             },
-            chunk = pty.read(&mut read_buf), if can_read => match chunk {
+            chunk = pty.read(), if can_read => match chunk {
                 Ok(chunk) if !chunk.is_empty() => {
                     if !state.on_output(chunk, &mut client) {
                         state.detach(&mut client);
@@ -586,7 +555,7 @@ async fn run(mut state: State, pty: Pty, mut child: Child, mut commands: mpsc::R
                 exited_at = Some(tokio::time::Instant::now());
             }
             () = async { tokio::time::sleep_until(kill_at.expect("guarded")).await }, if kill_at.is_some() && exit_code.is_none() => {
-                pty::kill_session(state.pgid);
+                tokio::spawn(pty::kill_session_off_runtime(state.pgid));
                 state.kill_at = None;
             }
             _ = ticker.tick() => state.on_tick(&mut client),
@@ -597,7 +566,8 @@ async fn run(mut state: State, pty: Pty, mut child: Child, mut commands: mpsc::R
             let waited = exited_at.map(|t| t.elapsed()).unwrap_or_default();
             let flushed = output_done && !client.as_ref().is_some_and(Client::busy);
             if flushed || waited > Duration::from_secs(2) {
-                state.finish(code, client.take()).await;
+                // Boxed: the closing steps do not weigh on every idle session's task.
+                Box::pin(state.finish(code, client.take())).await;
                 return;
             }
         }
@@ -624,7 +594,7 @@ impl State {
         let attach_id = self.env.registry.next_attach_id();
         let mut client = Client::new(attach_id, socket);
         let _ = client.queue_json(serde_json::json!({
-            "type": "hello", "session_id": self.id, "reattached": reattached,
+            "type": "hello", "session_id": &*self.id, "reattached": reattached,
             "cols": self.cols, "rows": self.rows,
         }));
         if self.scrollback.len > 0 {
@@ -691,7 +661,7 @@ impl State {
             if let Some(r) = &mut self.recorder {
                 r.resize(cols, rows);
             }
-            let _ = self.db_writes.0.send(DbWrite::Size(cols, rows));
+            self.env.writes.send(&self.id, Write::Size(cols, rows));
         }
     }
 
@@ -733,6 +703,9 @@ impl State {
                     }
                     if let Some(r) = &mut self.recorder {
                         r.output(&bytes);
+                        if r.pending_len() >= RECORDING_CHUNK {
+                            self.flush_recording(false);
+                        }
                     }
                     self.scrollback.push(bytes.clone());
                     if let Some(c) = client.as_mut() {
@@ -776,7 +749,7 @@ impl State {
             .fetch_add(1, Ordering::Relaxed);
         let row = TerminalCommand {
             id: uuid::Uuid::new_v4().to_string(),
-            session_id: self.id.clone(),
+            session_id: self.id.to_string(),
             seq: cur.seq,
             command: cur.command,
             exit_code,
@@ -785,7 +758,9 @@ impl State {
             timestamp: cur.started_at,
             finished_at: Some(arcana_core::time::now_string()),
         };
-        let _ = self.db_writes.0.send(DbWrite::History(row));
+        self.env
+            .writes
+            .send(&self.id, Write::History(Box::new(row)));
     }
 
     fn on_tick(&mut self, client: &mut Option<Client>) {
@@ -823,7 +798,7 @@ impl State {
         if let Some(chunk) = r.take_chunk() {
             let seq = self.recording_seq;
             self.recording_seq += 1;
-            let _ = self.db_writes.0.send(DbWrite::Recording(seq, chunk));
+            self.env.writes.send(&self.id, Write::Recording(seq, chunk));
         }
     }
 
@@ -832,11 +807,8 @@ impl State {
         self.flush_recording(true);
         let reason = self.close_reason.unwrap_or("exited");
         // Nothing may outlive the session: stop everything it started.
-        pty::kill_session(self.pgid);
-        let (writes, writer_task) = self.db_writes;
-        let _ = writes.send(DbWrite::Close(reason.to_string(), exit_code));
-        drop(writes);
-        let _ = writer_task.await;
+        pty::kill_session_off_runtime(self.pgid).await;
+        self.env.writes.close(&self.id, reason, exit_code).await;
         if let Some(mut c) = client {
             let _ = c.queue_json(
                 serde_json::json!({"type": "exit", "code": exit_code, "reason": reason}),

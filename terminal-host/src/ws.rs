@@ -71,8 +71,13 @@ pub async fn shell(
         Ok(target) => {
             state.metrics.ws_connections.fetch_add(1, Ordering::Relaxed);
             let max = state.config.max_message_bytes;
+            // Keystrokes are small: a 4 KiB read buffer (tungstenite's default is
+            // 128 KiB per socket) keeps idle sessions cheap, and frames are written as
+            // they are sent, the session flushing after each batch anyway.
             ws.max_message_size(max)
                 .max_frame_size(max)
+                .read_buffer_size(4 * 1024)
+                .write_buffer_size(0)
                 .on_upgrade(move |socket| connect(state, socket, target))
         }
     }

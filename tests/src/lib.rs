@@ -454,12 +454,21 @@ impl TerminalHost {
 
     /// Starts, or returns its log when it exits before listening.
     pub fn try_start(runner: &Runner, args: &[&str]) -> Result<TerminalHost, String> {
+        TerminalHost::try_start_binary(runner, &binary("terminal-host"), args)
+    }
+
+    /// Starts a given terminal-host build (the benchmarks run the optimized one).
+    pub fn try_start_binary(
+        runner: &Runner,
+        program: &std::path::Path,
+        args: &[&str],
+    ) -> Result<TerminalHost, String> {
         let log_path = runner
             .dir
             .path()
             .join(format!("terminal-host-{}.log", uuid_like()));
         let log = std::fs::File::create(&log_path).unwrap();
-        let mut child = Command::new(binary("terminal-host"))
+        let mut child = Command::new(program)
             .args(["--listen", "127.0.0.1:0"])
             .arg("--runtime-config-file")
             .arg(runner.dir.path().join("runtime-config.toml"))
