@@ -131,22 +131,11 @@ both_hosts! {
 }
 
 async fn read_sse(resp: reqwest::Response) -> Vec<(String, Value)> {
-    let text = resp.text().await.unwrap();
-    text.split("\n\n")
-        .filter(|b| !b.trim().is_empty())
-        .map(|b| {
-            let ev = b
-                .lines()
-                .find_map(|l| l.strip_prefix("event: "))
-                .unwrap_or("")
-                .to_string();
-            let data = b
-                .lines()
-                .find_map(|l| l.strip_prefix("data: "))
-                .map(|d| serde_json::from_str(d).unwrap())
-                .unwrap_or(Value::Null);
-            (ev, data)
-        })
+    arcana_tests::sse::SseReader::new(resp)
+        .all()
+        .await
+        .into_iter()
+        .map(|e| (e.event, e.data))
         .collect()
 }
 
@@ -201,7 +190,7 @@ both_hosts! {
         let deadline = Instant::now() + Duration::from_secs(30);
         let history = loop {
             let h = history_of(&env, &conv).await;
-            if h.len() == 2 || Instant::now() > deadline {
+            if (h.len() == 2 && h[1]["status"] == "complete") || Instant::now() > deadline {
                 break h;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -680,5 +669,62 @@ both_hosts! {
         assert!(code == 200 || code == 422, "{code}: {reply}");
         let (code, _) = env.call("GET", "/api/chat/search?q=inside", None).await;
         assert_eq!(code, 200);
+    }
+}
+
+both_hosts! {
+    async fn new_conversations_get_a_title_from_the_title_route() {
+        let env = Backend::start_with(
+            arcana_tests::RunnerOptions::default().env("SPIN_VARIABLE_GENERATE_TITLES", "true"),
+        )
+        .await;
+        let provider = env.openai_provider().await;
+        env.model(&provider, "gpt-chat", true).await;
+        let route_titles_to = async |name: &str| {
+            let model = env.model(&provider, name, false).await;
+            let (status, rule) = env
+                .call("POST", "/api/arcana/llm/routing-rules", Some(json!({
+                    "name": format!("titles by {name}"), "priority": 1, "target_model_id": model,
+                    "conditions": {"tags": ["title"]}, "fallback_to_default": false})))
+                .await;
+            assert_eq!(status, 201, "{rule}");
+            rule["id"].as_str().unwrap().to_string()
+        };
+        let title_of = async |conv: &str| {
+            let (_, list) = env.call("GET", "/api/chat/conversations", None).await;
+            list["items"].as_array().unwrap().iter()
+                .find(|c| c["id"] == conv).unwrap()["title"].as_str().unwrap().to_string()
+        };
+        let rule = route_titles_to("gpt-title").await;
+
+        // Plain: titled before the answer; the title call is in the ledger.
+        let (status, r) = env.call("POST", "/api/chat", Some(json!({"message": "how do I make soup"}))).await;
+        assert_eq!(status, 200, "{r}");
+        let conv = r["conversation_id"].as_str().unwrap();
+        assert_eq!(title_of(conv).await, "echo: User: how do I make soup");
+        let (_, usage) = env.call("GET", "/api/arcana/llm/usage", None).await;
+        assert!(usage["rows"].as_array().unwrap().iter().any(|r| r["model_name"] == "gpt-title"), "{usage}");
+        // A message to an existing conversation asks for no title.
+        let calls = env.stand_in.received().len();
+        env.call("POST", "/api/chat", Some(json!({"conversation_id": conv, "message": "and bread"}))).await;
+        assert_eq!(env.stand_in.received().len(), calls + 1);
+
+        // Streamed: titled once the reply is done.
+        let resp = client().post(env.runner.at("/api/chat")).bearer_auth(&env.admin)
+            .json(&json!({"message": "streamed soup", "stream": true})).send().await.unwrap();
+        let events = read_sse(resp).await;
+        let conv = events[0].1["conversation_id"].as_str().unwrap().to_string();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while title_of(&conv).await != "echo: User: streamed soup" {
+            assert!(Instant::now() < deadline, "never titled: {}", title_of(&conv).await);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+
+        // A failing title model leaves the first-line title.
+        env.call("DELETE", &format!("/api/arcana/llm/routing-rules/{rule}"), None).await;
+        route_titles_to("fail-500").await;
+        let (status, r) = env.call("POST", "/api/chat", Some(json!({"message": "no title for me"}))).await;
+        assert_eq!(status, 200, "{r}");
+        assert_eq!(title_of(r["conversation_id"].as_str().unwrap()).await, "no title for me");
     }
 }

@@ -520,7 +520,12 @@ both_hosts! {
 /// user row and its answer.
 #[tokio::test]
 async fn read_endpoints_run_at_most_two_statements() {
-    let env = Backend::start_with(RunnerOptions::default().args(&["--log-format", "json"])).await;
+    let env = Backend::start_with(
+        RunnerOptions::default()
+            .args(&["--log-format", "json"])
+            .env("RUST_LOG", "info,arcana::sql=trace"),
+    )
+    .await;
     let p = env.openai_provider().await;
     let model = env.model(&p, "gpt-count", true).await;
     let (_, reply) = env
@@ -570,5 +575,41 @@ async fn read_endpoints_run_at_most_two_statements() {
             .unwrap_or_else(|| panic!("no access line for {path}"));
         let n = line["db_statements"].as_u64().unwrap();
         assert!(n <= 2, "{path} ran {n} statements");
+    }
+    // The write path: POST /api/chat, plain and streamed (see the README for the list).
+    for (i, stream) in [false, true].into_iter().enumerate() {
+        let resp = client()
+            .post(env.runner.at("/api/chat"))
+            .bearer_auth(&env.admin)
+            .header("x-request-id", format!("chat-{i}"))
+            .json(&json!({"conversation_id": conv, "message": "count me again", "stream": stream}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = env.runner.log();
+    // Plain: 15 (user, budget, preferences, models, rules, the conversation, the message,
+    // memories and their touch, history, provider, ledger, reply; BEGIN/COMMIT counted).
+    // Streamed, counted until the response head (the ledger and the reply come later):
+    // the reply's row and stream state are written up front in the message's transaction
+    // (15); after the head come one statement per saved batch, the ledger, and the end
+    // in one transaction (BEGIN, reply, stream state, COMMIT).
+    for (i, most) in [(0, 15), (1, 15)] {
+        let line = lines_with(&log, &format!("chat-{i}"))
+            .into_iter()
+            .find(|l| l["target"] == "arcana::access")
+            .expect("an access line for POST /api/chat");
+        let n = line["db_statements"].as_u64().unwrap();
+        eprintln!("POST /api/chat (stream: {}): {n} statements", i == 1);
+        if std::env::var_os("ARCANA_SHOW_SQL").is_some() {
+            eprintln!("  (statements of every request, in order)");
+            for l in log.lines().filter(|l| l.contains("arcana::sql")) {
+                eprintln!("  {}", l.chars().take(260).collect::<String>());
+            }
+        }
+        assert!(n <= most, "POST /api/chat ran {n} statements");
     }
 }

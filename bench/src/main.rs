@@ -12,6 +12,7 @@ mod load;
 mod seed;
 mod slow;
 mod status;
+mod streams;
 mod terminal;
 
 use std::sync::Arc;
@@ -37,6 +38,8 @@ enum Cli {
     Hosts(hosts::Args),
     /// A normal client's latency while hundreds of slow connections are held open.
     Slow(slow::Args),
+    /// Streamed replies: first byte over the provider, progress write cost, resume latency.
+    Streams(streams::Args),
 }
 
 /// Options of the API benchmark.
@@ -65,6 +68,7 @@ async fn main() -> anyhow::Result<()> {
         Cli::Status(args) => status::run(args).await,
         Cli::Hosts(args) => hosts::run(args).await,
         Cli::Slow(args) => slow::run(args).await,
+        Cli::Streams(args) => streams::run(args).await,
     }
 }
 

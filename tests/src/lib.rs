@@ -11,6 +11,7 @@ pub mod backend;
 pub mod host;
 pub mod shell;
 pub mod sqld;
+pub mod sse;
 pub mod stand_in;
 
 pub use host::Host;
@@ -87,6 +88,10 @@ impl Default for RunnerOptions {
                     "SPIN_VARIABLE_METRICS_TOKEN".into(),
                     TEST_METRICS_TOKEN.into(),
                 ),
+                // Titles are a second provider call per new conversation; the suites
+                // that count calls or read the last prompt would see it. The title
+                // tests turn it back on.
+                ("SPIN_VARIABLE_GENERATE_TITLES".into(), "false".into()),
             ],
             args: Vec::new(),
             runtime_config: None,
@@ -183,8 +188,8 @@ impl Runner {
             Host::Spin => spin_command(&opts, &rc_path, dir.path())?,
         };
         let mut child = command
-            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", "info")
+            .envs(opts.env.iter().map(|(k, v)| (k, v)))
             // Shells of a terminal-host it starts get their own homes, as in TerminalHost.
             .env("HOME", dir.path())
             .env("ARCANA_SHELL_HOME_ROOT", shell_homes.path())

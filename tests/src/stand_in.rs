@@ -11,6 +11,7 @@
 //! | `slow` | waits 3 s before answering |
 //! | `malformed` | 200 with invalid JSON (or an invalid event) |
 //! | `cut` | a stream that stops without its end marker |
+//! | `drip` | streams one word every 100 ms (for resuming and stopping mid-reply) |
 //! | `too-long` | 400 `context_length_exceeded` (OpenAI) / `prompt is too long` (Anthropic) |
 //!
 //! Every request is recorded (path, headers, JSON body) for assertions on prompts.
@@ -217,5 +218,6 @@ async fn handle(
             events.push("data: [DONE]\n\n".into());
         }
     }
-    Ok(sse(events, Duration::from_millis(20)))
+    let pace = if model == "drip" { 100 } else { 20 };
+    Ok(sse(events, Duration::from_millis(pace)))
 }

@@ -48,8 +48,19 @@ pub struct ChatMessage {
     pub completion_tokens: Option<i64>,
     pub cost: Option<f64>,
     pub latency_ms: Option<f64>,
-    /// `complete`, or `partial` when the answer was cut off.
+    /// `complete`; `partial` when a provider failure cut the answer off; `streaming`
+    /// while a reply is generated; `cancelled` when the user stopped it.
     pub status: String,
+    /// The message this one answers or follows (`None`: the conversation's first).
+    #[serde(default)]
+    pub parent_id: Option<String>,
+    /// Every child of the same parent, oldest first, this one included (history only):
+    /// the branches a user can switch between.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sibling_ids: Vec<String>,
+    /// This message's place in `sibling_ids` (history only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sibling_index: Option<usize>,
 }
 
 fn conversation_from_row(r: Row<'_>) -> Result<Conversation, DbError> {
@@ -62,7 +73,14 @@ fn conversation_from_row(r: Row<'_>) -> Result<Conversation, DbError> {
     })
 }
 
-const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, sender, message_content, timestamp, model_name, prompt_tokens, completion_tokens, cost, latency_ms, status";
+const MESSAGE_COLUMNS: &str = "id, conversation_id, seq, sender, message_content, timestamp, model_name, prompt_tokens, completion_tokens, cost, latency_ms, \
+     COALESCE((SELECT s.status FROM chat_reply_streams s WHERE s.message_id = chat_messages.id AND s.status IN ('streaming', 'cancelled')), status), \
+     (SELECT pr.parent_id FROM chat_message_parents pr WHERE pr.message_id = chat_messages.id)";
+/// How many columns [`MESSAGE_COLUMNS`] has.
+const MESSAGE_COLUMN_COUNT: usize = 13;
+/// The columns a `RETURNING` clause gives back (no subquery there; a new message has
+/// no stream state yet).
+const RETURNED_COLUMNS: &str = "id, conversation_id, seq, sender, message_content, timestamp, model_name, prompt_tokens, completion_tokens, cost, latency_ms, status, NULL";
 
 fn opt_real(r: &Row<'_>, i: usize) -> Result<Option<f64>, DbError> {
     match r.opt_int(i) {
@@ -89,6 +107,9 @@ fn message_from_row(r: Row<'_>) -> Result<ChatMessage, DbError> {
         cost: opt_real(&r, 9)?,
         latency_ms: opt_real(&r, 10)?,
         status: r.text(11)?,
+        parent_id: r.opt_text(12)?,
+        sibling_ids: Vec::new(),
+        sibling_index: None,
     })
 }
 
@@ -181,6 +202,22 @@ pub fn rename(db: &dyn Db, id: &str, title: &str, now: &str) -> Result<(), DbErr
     )
 }
 
+/// Sets a generated title unless the conversation's title is no longer `expected` (its
+/// owner renamed it). Whether it was set.
+pub fn retitle_unless_renamed(
+    db: &dyn Db,
+    user_id: &str,
+    id: &str,
+    expected: &str,
+    title: &str,
+) -> Result<bool, DbError> {
+    let rows = db.query(
+        "UPDATE conversations SET title = ?4 WHERE id = ?1 AND user_id = ?2 AND title = ?3 RETURNING 1",
+        &[id.into(), user_id.into(), expected.into(), title.into()],
+    )?;
+    Ok(rows.first().is_some())
+}
+
 /// Deletes a conversation and its messages.
 pub fn delete(db: &dyn Db, id: &str) -> Result<(), DbError> {
     db.execute(
@@ -199,10 +236,34 @@ pub struct NewMessage<'a> {
     pub completion_tokens: Option<i64>,
     pub cost: Option<f64>,
     pub latency_ms: Option<f64>,
-    pub partial: bool,
+    /// Stored status (default `complete`).
+    pub status: MessageStatus,
 }
 
-/// Appends a message (next `seq` of its conversation) and touches the conversation.
+/// The stored status of a message. A streamed reply is stored `partial` until it
+/// finishes; whether it is still `streaming` or was `cancelled` is its stream row's
+/// (see [`crate::streams`]), and the message columns read it from there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MessageStatus {
+    /// Written in full.
+    #[default]
+    Complete,
+    /// Not all of it: cut off, stopped, or still being generated.
+    Partial,
+}
+
+impl MessageStatus {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageStatus::Complete => "complete",
+            MessageStatus::Partial => "partial",
+        }
+    }
+}
+
+/// Appends a message (next `seq` of its conversation); a trigger touches the
+/// conversation's `updated_at`.
 pub fn append(
     db: &dyn Db,
     user_id: &str,
@@ -217,7 +278,7 @@ pub fn append(
         &format!("INSERT INTO chat_messages (id, user_id, conversation_id, seq, sender, message_content, timestamp,
              model_id, model_name, prompt_tokens, completion_tokens, cost, latency_ms, status)
          VALUES (?1, ?2, ?3, (SELECT COALESCE(max(seq), 0) + 1 FROM chat_messages WHERE conversation_id = ?3),
-                 ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING {MESSAGE_COLUMNS}"),
+                 ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13) RETURNING {RETURNED_COLUMNS}"),
         &[
             id.clone().into(),
             user_id.into(),
@@ -231,17 +292,39 @@ pub fn append(
             extra.completion_tokens.into(),
             extra.cost.into(),
             extra.latency_ms.into(),
-            (if extra.partial { "partial" } else { "complete" }).into(),
+            extra.status.as_str().into(),
         ],
-    )?;
-    db.execute(
-        "UPDATE conversations SET updated_at = ?2 WHERE id = ?1",
-        &[conversation_id.into(), now.into()],
     )?;
     rows.first()
         .map(message_from_row)
         .transpose()?
         .ok_or_else(|| DbError::Other("message vanished".into()))
+}
+
+/// Stores the final text, status and usage of a reply whose row was made up front
+/// (streamed replies); the FTS trigger indexes the text once, here.
+pub fn finish_reply(
+    db: &dyn Db,
+    message_id: &str,
+    content: &str,
+    extra: &NewMessage<'_>,
+) -> Result<(), DbError> {
+    db.execute(
+        "UPDATE chat_messages SET message_content = ?2, model_id = ?3, model_name = ?4,
+             prompt_tokens = ?5, completion_tokens = ?6, cost = ?7, latency_ms = ?8, status = ?9
+         WHERE id = ?1",
+        &[
+            message_id.into(),
+            content.into(),
+            extra.model_id.into(),
+            extra.model_name.into(),
+            extra.prompt_tokens.into(),
+            extra.completion_tokens.into(),
+            extra.cost.into(),
+            extra.latency_ms.into(),
+            extra.status.as_str().into(),
+        ],
+    )
 }
 
 /// The messages of the caller's conversation `conversation_id`, oldest first, one page
@@ -259,10 +342,25 @@ pub fn history(
         .as_ref()
         .and_then(|c| c.key.parse().ok())
         .unwrap_or(0);
+    // The active path: from the active leaf up through the parents. Along a path `seq`
+    // grows, so it stays the page key.
     let rows = db.query(
         &format!(
-            "SELECT {JOINED_MESSAGE_COLUMNS} FROM conversations c
+            "WITH RECURSIVE path(id) AS (
+                 SELECT l.message_id FROM chat_active_leaf l WHERE l.conversation_id = ?1
+                 UNION ALL
+                 SELECT pr.parent_id FROM path JOIN chat_message_parents pr ON pr.message_id = path.id
+                 WHERE pr.parent_id IS NOT NULL)
+             SELECT {JOINED_MESSAGE_COLUMNS},
+                    (SELECT json_group_array(id) FROM (
+                         SELECT sib.message_id AS id FROM chat_message_parents sib
+                         JOIN chat_messages sm ON sm.id = sib.message_id
+                         WHERE sm.conversation_id = c.id
+                           AND sib.parent_id IS (SELECT parent_id FROM chat_message_parents WHERE message_id = m.id)
+                         ORDER BY sm.seq))
+             FROM conversations c
              LEFT JOIN chat_messages m ON m.conversation_id = c.id AND m.seq > ?3
+                                      AND m.id IN (SELECT id FROM path)
              WHERE c.id = ?1 AND c.user_id = ?2 ORDER BY m.seq LIMIT ?4"
         ),
         &[
@@ -275,7 +373,18 @@ pub fn history(
     if rows.rows.is_empty() {
         return Ok(None);
     }
-    let items = present_messages(&rows)?;
+    let mut items = Vec::new();
+    for r in rows
+        .iter()
+        .filter(|r| r.opt_text(0).ok().flatten().is_some())
+    {
+        let mut m = message_from_row(r)?;
+        m.sibling_ids =
+            serde_json::from_str(&r.opt_text(MESSAGE_COLUMN_COUNT)?.unwrap_or_default())
+                .unwrap_or_default();
+        m.sibling_index = m.sibling_ids.iter().position(|id| *id == m.id);
+        items.push(m);
+    }
     Ok(Some(Page::from_rows(items, page.limit, |m| Cursor {
         key: m.seq.to_string(),
         id: m.id.clone(),
@@ -299,7 +408,7 @@ pub fn with_messages(
     let Some(first) = rows.first() else {
         return Ok(None);
     };
-    let n = JOINED_MESSAGE_COLUMNS.split(',').count();
+    let n = MESSAGE_COLUMN_COUNT;
     let conv = Conversation {
         id: first.text(n)?,
         user_id: first.text(n + 1)?,
@@ -311,7 +420,11 @@ pub fn with_messages(
 }
 
 /// [`MESSAGE_COLUMNS`] of `chat_messages m`, for joins from `conversations c`.
-const JOINED_MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.sender, m.message_content, m.timestamp, m.model_name, m.prompt_tokens, m.completion_tokens, m.cost, m.latency_ms, m.status";
+/// The status of a reply in progress or stopped comes from its stream row (the
+/// `chat_messages` column only knows `complete` and `partial`).
+const JOINED_MESSAGE_COLUMNS: &str = "m.id, m.conversation_id, m.seq, m.sender, m.message_content, m.timestamp, m.model_name, m.prompt_tokens, m.completion_tokens, m.cost, m.latency_ms, \
+     COALESCE((SELECT s.status FROM chat_reply_streams s WHERE s.message_id = m.id AND s.status IN ('streaming', 'cancelled')), m.status), \
+     (SELECT pr.parent_id FROM chat_message_parents pr WHERE pr.message_id = m.id)";
 
 /// The messages of a LEFT JOIN's rows (a NULL id is the row of a conversation without any).
 fn present_messages(rows: &crate::db::Rows) -> Result<Vec<ChatMessage>, DbError> {
@@ -321,13 +434,97 @@ fn present_messages(rows: &crate::db::Rows) -> Result<Vec<ChatMessage>, DbError>
         .collect()
 }
 
-/// The newest messages of a conversation (newest first), for building a prompt.
-pub fn recent(db: &dyn Db, conversation_id: &str, limit: i64) -> Result<Vec<ChatMessage>, DbError> {
+/// The path ending at `message_id`, newest first, at most `limit` messages: the
+/// turns a prompt is built from (other branches are not part of it).
+pub fn path_to(db: &dyn Db, message_id: &str, limit: i64) -> Result<Vec<ChatMessage>, DbError> {
     let rows = db.query(
-        &format!("SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE conversation_id = ?1 ORDER BY seq DESC LIMIT ?2"),
-        &[conversation_id.into(), limit.into()],
+        &format!(
+            "WITH RECURSIVE path(step, depth) AS (
+                 SELECT ?1, 0
+                 UNION ALL
+                 SELECT pr.parent_id, depth + 1 FROM path JOIN chat_message_parents pr ON pr.message_id = path.step
+                 WHERE pr.parent_id IS NOT NULL AND depth + 1 < ?2)
+             SELECT {MESSAGE_COLUMNS} FROM path JOIN chat_messages ON chat_messages.id = path.step
+             ORDER BY path.depth"
+        ),
+        &[message_id.into(), limit.into()],
     )?;
     rows.iter().map(message_from_row).collect()
+}
+
+/// One message of the caller's, with its parent; `None` when the caller has none such.
+pub fn get_message(
+    db: &dyn Db,
+    user_id: &str,
+    message_id: &str,
+) -> Result<Option<ChatMessage>, DbError> {
+    let rows = db.query(
+        &format!("SELECT {MESSAGE_COLUMNS} FROM chat_messages WHERE id = ?1 AND user_id = ?2"),
+        &[message_id.into(), user_id.into()],
+    )?;
+    rows.first().map(message_from_row).transpose()
+}
+
+/// Makes the next message of the conversation hang under `parent` (`None`: a new root).
+pub fn set_active_leaf(
+    db: &dyn Db,
+    conversation_id: &str,
+    parent: Option<&str>,
+) -> Result<(), DbError> {
+    db.execute(
+        "INSERT INTO chat_active_leaf (conversation_id, message_id) VALUES (?1, ?2)
+         ON CONFLICT (conversation_id) DO UPDATE SET message_id = excluded.message_id",
+        &[conversation_id.into(), parent.into()],
+    )
+}
+
+/// Makes the active path go through `message_id` and on down its newest replies; the
+/// leaf it ends at.
+pub fn activate(db: &dyn Db, conversation_id: &str, message_id: &str) -> Result<String, DbError> {
+    let rows = db.query(
+        "WITH RECURSIVE down(id, depth) AS (
+             SELECT ?2, 0
+             UNION ALL
+             SELECT (SELECT pr.message_id FROM chat_message_parents pr
+                     JOIN chat_messages cm ON cm.id = pr.message_id
+                     WHERE pr.parent_id = down.id ORDER BY cm.seq DESC LIMIT 1), depth + 1
+             FROM down WHERE down.id IS NOT NULL AND depth < 100000)
+         INSERT INTO chat_active_leaf (conversation_id, message_id)
+         SELECT ?1, id FROM down WHERE id IS NOT NULL ORDER BY depth DESC LIMIT 1
+         ON CONFLICT (conversation_id) DO UPDATE SET message_id = excluded.message_id
+         RETURNING message_id",
+        &[conversation_id.into(), message_id.into()],
+    )?;
+    rows.first()
+        .map(|r| r.text(0))
+        .transpose()?
+        .ok_or_else(|| DbError::Other("no leaf".into()))
+}
+
+/// Deletes the caller's message `message_id` and everything under it; the active leaf
+/// moves to its parent when it was inside. How many messages went.
+pub fn delete_subtree(
+    db: &dyn Db,
+    conversation_id: &str,
+    message_id: &str,
+    parent: Option<&str>,
+) -> Result<usize, DbError> {
+    let rows = db.query(
+        "WITH RECURSIVE sub(id) AS (
+             SELECT ?2
+             UNION ALL
+             SELECT pr.message_id FROM chat_message_parents pr JOIN sub ON pr.parent_id = sub.id)
+         DELETE FROM chat_messages WHERE conversation_id = ?1 AND id IN (SELECT id FROM sub)
+         RETURNING id",
+        &[conversation_id.into(), message_id.into()],
+    )?;
+    db.execute(
+        "UPDATE chat_active_leaf SET message_id = ?2
+         WHERE conversation_id = ?1
+           AND (message_id IS NULL OR message_id NOT IN (SELECT id FROM chat_messages WHERE conversation_id = ?1))",
+        &[conversation_id.into(), parent.into()],
+    )?;
+    Ok(rows.rows.len())
 }
 
 /// One search hit.

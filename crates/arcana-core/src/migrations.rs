@@ -27,6 +27,8 @@ pub const ALL: &[EmbeddedMigration] = &[
     migration!("0004_chat.sql"),
     migration!("0005_stats.sql"),
     migration!("0006_rule_options.sql"),
+    migration!("0007_reply_streams.sql"),
+    migration!("0008_message_tree.sql"),
 ];
 
 #[cfg(test)]

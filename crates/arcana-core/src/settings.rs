@@ -39,6 +39,10 @@ pub struct Settings {
     /// Whether the caller's and the system's default models are tried after a routing
     /// choice and its fallbacks failed (a rule may say otherwise). Default true.
     pub fallback_to_default: bool,
+    /// How often a streamed reply's progress is saved (`None`: only at its end).
+    pub reply_progress: Option<std::time::Duration>,
+    /// Whether new conversations get a title written by a model (routing tag `title`).
+    pub generate_titles: bool,
 }
 
 /// Smallest accepted JWT secret.
@@ -81,6 +85,13 @@ impl Settings {
             fallback_to_default: !vars
                 .get("fallback_to_default")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("false")),
+            reply_progress: match parse_or(vars, "reply_progress_ms", 100) {
+                0 => None,
+                ms => Some(std::time::Duration::from_millis(ms.clamp(10, 10_000) as u64)),
+            },
+            generate_titles: !vars
+                .get("generate_titles")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("false")),
         })
     }
 
@@ -96,6 +107,8 @@ impl Settings {
             metrics_token: None,
             started_at: None,
             fallback_to_default: true,
+            reply_progress: Some(std::time::Duration::from_millis(100)),
+            generate_titles: true,
         }
     }
 }

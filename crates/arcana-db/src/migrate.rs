@@ -263,6 +263,44 @@ mod tests {
         }
     }
 
+    /// Conversations from before trees (0008) become one path each, ending at their
+    /// newest message; running the file again changes nothing.
+    #[tokio::test]
+    async fn linear_histories_become_one_path() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
+        let all = load_migrations_dir(&dir).unwrap();
+        let (before, tree): (Vec<_>, Vec<_>) = all.into_iter().partition(|m| m.version < 8);
+        let (_d, conn) = temp_db().await;
+        for m in &before {
+            conn.execute_script(&m.sql).await.unwrap();
+        }
+        conn.execute_script(
+            "INSERT INTO users (id, username, username_norm, password_hash, role, created_at, updated_at)
+                 VALUES ('u', 'u', 'u', 'x', 'user', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO conversations (id, user_id, title, created_at, updated_at)
+                 VALUES ('c', 'u', 't', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');
+             INSERT INTO chat_messages (id, user_id, conversation_id, seq, sender, message_content, timestamp)
+                 VALUES ('m1', 'u', 'c', 1, 'user', 'a', '2026-01-01T00:00:01Z'),
+                        ('m2', 'u', 'c', 2, 'llm', 'b', '2026-01-01T00:00:02Z'),
+                        ('m3', 'u', 'c', 3, 'user', 'c', '2026-01-01T00:00:03Z');",
+        )
+        .await
+        .unwrap();
+        for _ in 0..2 {
+            for m in &tree {
+                conn.execute_script(&m.sql).await.unwrap();
+            }
+        }
+        let parents = "SELECT count(*) FROM chat_message_parents WHERE
+             (message_id = 'm1' AND parent_id IS NULL) OR (message_id = 'm2' AND parent_id = 'm1')
+             OR (message_id = 'm3' AND parent_id = 'm2')";
+        assert_eq!(count(&conn, parents).await, 3);
+        assert_eq!(
+            count(&conn, "SELECT count(*) FROM chat_active_leaf WHERE conversation_id = 'c' AND message_id = 'm3'").await,
+            1
+        );
+    }
+
     #[test]
     fn names_and_duplicates_are_checked() {
         assert!(Migration::from_file_name("users.sql", "").is_err());

@@ -38,9 +38,41 @@ pub const ROUTES: &[Route] = &[
         export,
     ),
     route("POST", "/api/chat/import", import),
+    route("POST", "/api/chat/import/chatgpt", super::imports::chatgpt),
+    route(
+        "POST",
+        "/api/chat/import/open-webui",
+        super::imports::open_webui,
+    ),
     route("GET", "/api/chat/history/{conversation_id}", history),
     route("POST", "/api/chat/clear", clear),
     route("GET", "/api/chat/search", search),
+    route(
+        "GET",
+        "/api/chat/messages/{message_id}/stream",
+        super::reply_streams::follow,
+    ),
+    route(
+        "POST",
+        "/api/chat/messages/{message_id}/cancel",
+        super::reply_streams::cancel,
+    ),
+    route(
+        "POST",
+        "/api/chat/messages/{message_id}/regenerate",
+        super::turns::regenerate,
+    ),
+    route("PUT", "/api/chat/messages/{message_id}", super::turns::edit),
+    route(
+        "DELETE",
+        "/api/chat/messages/{message_id}",
+        super::turns::delete_message,
+    ),
+    route(
+        "PUT",
+        "/api/chat/conversations/{conversation_id}/active-leaf",
+        super::turns::set_active_leaf,
+    ),
     route("GET", "/api/arcana/context-memory", list_memories),
     route("POST", "/api/arcana/context-memory", put_memory),
     route("GET", "/api/arcana/context-memory/{key}", get_memory),
@@ -51,7 +83,11 @@ fn now() -> String {
     crate::time::now_string()
 }
 
-fn own_conversation(ctx: &Ctx<'_>, caller: &AuthUser, id: &str) -> ApiResult<Conversation> {
+pub(super) fn own_conversation(
+    ctx: &Ctx<'_>,
+    caller: &AuthUser,
+    id: &str,
+) -> ApiResult<Conversation> {
     let id = uuid_param(id, "conversation")?;
     chat::get(ctx.db, caller.id(), &id)?.ok_or_else(|| ApiError::not_found("conversation"))
 }
@@ -198,6 +234,10 @@ pub struct ChatRequest {
     /// Continue this conversation; absent: start one titled from the message.
     #[serde(default)]
     pub conversation_id: Option<String>,
+    /// Hang the message under this one of the conversation (a new branch; it becomes
+    /// the active one); absent: under the active leaf.
+    #[serde(default)]
+    pub parent_id: Option<String>,
     pub message: String,
     /// A model id or provider model name; otherwise routing chooses.
     #[serde(default)]
@@ -234,15 +274,39 @@ pub struct ChatResponse {
     pub fallback_from: Option<super::llm_calls::FallbackFrom>,
 }
 
+impl ChatResponse {
+    /// The answer for a stored reply.
+    pub fn new(
+        conversation_id: String,
+        user_message_id: String,
+        reply_message_id: String,
+        outcome: super::llm_calls::CallOutcome,
+    ) -> Self {
+        ChatResponse {
+            conversation_id,
+            user_message_id,
+            reply_message_id,
+            content: outcome.completion.content,
+            model_name: outcome.model.model_name,
+            usage: outcome.completion.usage,
+            cost: outcome.cost,
+            latency_ms: outcome.latency_ms,
+            attempts: outcome.attempts,
+            fallback_from: outcome.fallback_from,
+        }
+    }
+}
+
 /// Share of the context window that memories may take.
 const MEMORY_SHARE: i64 = 4;
 
-/// Builds the prompt: system prompt and memories, then as much recent history as fits
-/// the model's context window (newest kept), ending with the new message.
-fn build_prompt(
+/// Builds the prompt: system prompt and memories, then as much of the path ending at
+/// message `leaf` (the turn's user message) as fits the model's context window (newest
+/// kept). Other branches are not part of it.
+pub(super) fn build_prompt(
     ctx: &Ctx<'_>,
     caller: &AuthUser,
-    conv_id: &str,
+    leaf: &str,
     model_window: i64,
     reply_tokens: i64,
     use_memory: bool,
@@ -276,7 +340,12 @@ fn build_prompt(
     }
     let mut left = budget - tokens::estimate(&system);
     let mut turns = Vec::new();
-    for m in chat::recent(ctx.db, conv_id, 500)? {
+    // Replies still being generated (this request's own, or another tab's) are not
+    // part of the conversation yet.
+    for m in chat::path_to(ctx.db, leaf, 500)?
+        .into_iter()
+        .filter(|m| m.status != "streaming")
+    {
         let cost = tokens::estimate(&m.message_content) + 4;
         if cost > left && !turns.is_empty() {
             break;
@@ -317,176 +386,27 @@ fn build_prompt(
 pub fn send(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
     let caller = ctx.authenticate(req)?;
     let body: ChatRequest = req.json()?;
-    Validator::new()
-        .check(
-            !body.message.trim().is_empty(),
-            "message",
-            "must not be empty",
-        )
-        .check(
-            body.message.chars().count() <= 100_000,
-            "message",
-            "must be at most 100000 characters",
-        )
-        .finish()?;
-    super::llm_calls::check_budget(ctx.db, caller.id())?;
-    // What must reach the model whatever is trimmed: the system prompt and the message
-    // (history and memories are fitted into what is left). Checked before anything is
-    // stored or any provider is called.
-    let prefs = ctx.preferences(caller.id())?;
-    let required = tokens::estimate_messages([
-        prefs.system_prompt.as_deref().unwrap_or(""),
-        body.message.as_str(),
-    ]);
-    let decision = super::llm::decide_for(
-        ctx,
-        &caller,
-        &body.message,
-        body.model.as_deref(),
-        &body.tags,
-        Some(crate::llm::routing::ContextNeed {
-            required_tokens: required,
-            reply_tokens: prefs.max_tokens,
-        }),
-    )?;
-    let t = now();
-    let (conv, user_msg) = transaction(ctx.db, || {
-        let conv = match &body.conversation_id {
-            Some(id) => own_conversation(ctx, &caller, id)?,
-            None => chat::create(ctx.db, caller.id(), &chat::title_from(&body.message), &t)?,
-        };
-        let msg = chat::append(
-            ctx.db,
-            caller.id(),
-            &conv.id,
-            Sender::User,
-            &body.message,
-            &NewMessage::default(),
-            &t,
-        )?;
-        Ok::<_, ApiError>((conv, msg))
-    })?;
-    let reply_tokens = decision.model.max_tokens;
-    let messages = build_prompt(
-        ctx,
-        &caller,
-        &conv.id,
-        decision.model.context_window,
-        reply_tokens,
-        body.use_memory,
-    )?;
-
-    let mut out = if body.stream {
-        let Some(mut out) = ctx.start_stream(200, "text/event-stream") else {
-            return Err(ApiError::bad_request(
-                "streaming_unavailable",
-                "This host cannot stream responses.",
-            ));
-        };
-        let start = serde_json::json!({"conversation_id": conv.id, "user_message_id": user_msg.id});
-        out.write(super::llm_calls::sse("start", &start).as_bytes());
-        Some(out)
-    } else {
-        None
-    };
-    let mut partial = String::new();
-    let mut client_gone = false;
-    let result = super::llm_calls::call_models(
-        ctx,
-        &caller,
-        &decision,
-        &messages,
-        (None, None, None),
-        body.stream,
-        &mut |text| {
-            partial.push_str(text);
-            if let Some(o) = out.as_mut()
-                && !client_gone
-            {
-                client_gone = !o.write(
-                    super::llm_calls::sse("delta", &serde_json::json!({ "text": text })).as_bytes(),
-                );
-            }
-        },
-    );
-    let outcome = match result {
-        Ok(o) => o,
-        Err(e) => {
-            if !partial.is_empty() {
-                let extra = NewMessage {
-                    partial: true,
-                    ..Default::default()
-                };
-                chat::append(
-                    ctx.db,
-                    caller.id(),
-                    &conv.id,
-                    Sender::Llm,
-                    &partial,
-                    &extra,
-                    &now(),
-                )?;
-            }
-            return match out.as_mut() {
-                Some(o) => {
-                    o.write(
-                        super::llm_calls::sse(
-                            "error",
-                            &serde_json::json!({"code": e.code, "message": e.detail}),
-                        )
-                        .as_bytes(),
-                    );
-                    Ok(ApiResponse::streamed())
-                }
-                None => Err(e),
-            };
-        }
-    };
-    let extra = NewMessage {
-        model_id: Some(&outcome.model.id),
-        model_name: Some(&outcome.model.model_name),
-        prompt_tokens: Some(outcome.completion.usage.prompt_tokens),
-        completion_tokens: Some(outcome.completion.usage.completion_tokens),
-        cost: Some(outcome.cost),
-        latency_ms: Some(outcome.latency_ms),
-        partial: false,
-    };
-    let reply = chat::append(
-        ctx.db,
-        caller.id(),
-        &conv.id,
-        Sender::Llm,
-        &outcome.completion.content,
-        &extra,
-        &now(),
-    )?;
-    let response = ChatResponse {
-        conversation_id: conv.id,
-        user_message_id: user_msg.id,
-        reply_message_id: reply.id,
-        content: outcome.completion.content,
-        model_name: outcome.model.model_name,
-        usage: outcome.completion.usage,
-        cost: outcome.cost,
-        latency_ms: outcome.latency_ms,
-        attempts: outcome.attempts,
-        fallback_from: outcome.fallback_from,
-    };
-    match out.as_mut() {
-        Some(o) => {
-            if !client_gone {
-                o.write(
-                    super::llm_calls::sse(
-                        "done",
-                        &serde_json::to_value(&response).expect("serializes"),
-                    )
-                    .as_bytes(),
-                );
-            }
-            Ok(ApiResponse::streamed())
-        }
-        None => Ok(ApiResponse::json(200, &response)),
+    super::turns::check_message(&body.message, "message")?;
+    if body.parent_id.is_some() && body.conversation_id.is_none() {
+        return Err(ApiError::new(
+            422,
+            "validation_failed",
+            "parent_id needs the conversation_id it belongs to.",
+        ));
     }
+    let turn = super::turns::Turn {
+        conversation_id: body.conversation_id,
+        parent: body
+            .parent_id
+            .map(super::turns::Parent::At)
+            .unwrap_or(super::turns::Parent::ActiveLeaf),
+        prompt: super::turns::Prompt::New(body.message),
+        model: body.model,
+        tags: body.tags,
+        stream: body.stream,
+        use_memory: body.use_memory,
+    };
+    super::turns::answer(ctx, &caller, turn)
 }
 
 /// Search results.
@@ -526,6 +446,13 @@ pub struct ConversationExport {
 /// One message of an export.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ExportMessage {
+    /// The message's id in the export; with it, `parent_id` places the message in the
+    /// tree (absent: the message follows the one before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// The `id` of an earlier message of the export (`null`: a first message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<String>,
     pub sender: Sender,
     pub message_content: String,
     pub timestamp: String,
@@ -554,6 +481,8 @@ pub fn export(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult
                 messages: messages
                     .into_iter()
                     .map(|m| ExportMessage {
+                        id: Some(m.id),
+                        parent_id: m.parent_id,
                         sender: m.sender,
                         message_content: m.message_content,
                         timestamp: m.timestamp,
@@ -615,10 +544,34 @@ pub fn import(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiR
         "messages",
         "timestamps must be RFC 3339",
     );
+    // A parent must be an earlier message of the export.
+    let mut seen = std::collections::HashSet::new();
+    let bad_parent = body.messages.iter().position(|m| {
+        let ok = m
+            .parent_id
+            .as_ref()
+            .is_none_or(|p| seen.contains(p.as_str()));
+        if let Some(id) = &m.id {
+            seen.insert(id.as_str());
+        }
+        !ok
+    });
+    if let Some(i) = bad_parent {
+        v.check(
+            false,
+            &format!("messages[{i}].parent_id"),
+            "must be the id of an earlier message",
+        );
+    }
     v.finish()?;
     let conv = transaction(ctx.db, || {
         let conv = chat::create(ctx.db, caller.id(), body.title.trim(), &now())?;
+        let mut new_ids: std::collections::HashMap<&str, String> = Default::default();
         for m in &body.messages {
+            if m.id.is_some() {
+                let parent = m.parent_id.as_deref().and_then(|p| new_ids.get(p));
+                chat::set_active_leaf(ctx.db, &conv.id, parent.map(String::as_str))?;
+            }
             let extra = NewMessage {
                 model_name: m.model_name.as_deref(),
                 ..Default::default()
@@ -626,7 +579,7 @@ pub fn import(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiR
             let ts = crate::time::parse(&m.timestamp)
                 .map(crate::time::format)
                 .unwrap_or_else(now);
-            chat::append(
+            let stored = chat::append(
                 ctx.db,
                 caller.id(),
                 &conv.id,
@@ -635,6 +588,9 @@ pub fn import(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiR
                 &extra,
                 &ts,
             )?;
+            if let Some(id) = &m.id {
+                new_ids.insert(id.as_str(), stored.id);
+            }
         }
         Ok::<_, ApiError>(conv)
     })?;

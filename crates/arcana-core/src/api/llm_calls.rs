@@ -163,7 +163,7 @@ pub fn call_models(
     messages: &[Message],
     params_override: (Option<f64>, Option<f64>, Option<i64>),
     stream: bool,
-    on_delta: &mut dyn FnMut(&str),
+    on_delta: &mut dyn FnMut(&str) -> std::ops::ControlFlow<()>,
 ) -> ApiResult<CallOutcome> {
     let transport = ctx
         .transport
@@ -330,6 +330,7 @@ pub fn complete(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<Ap
                     client_gone =
                         !out.write(sse("delta", &serde_json::json!({ "text": text })).as_bytes());
                 }
+                std::ops::ControlFlow::Continue(())
             },
         );
         let last = match result {
@@ -354,7 +355,7 @@ pub fn complete(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<Ap
         &body.messages,
         overrides,
         false,
-        &mut |_| {},
+        &mut |_| std::ops::ControlFlow::Continue(()),
     )?;
     Ok(ApiResponse::json(200, &response_of(outcome)))
 }

@@ -8,12 +8,16 @@
 pub mod admin;
 pub mod auth;
 pub mod chat;
+pub mod imports;
 pub mod llm;
 pub mod llm_calls;
 pub mod openapi;
+pub mod reply_streams;
 pub mod status;
 pub mod system;
 pub mod terminal_doc;
+pub mod titles;
+pub mod turns;
 
 use std::cell::{Cell, RefCell};
 

@@ -4,7 +4,9 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, auth, chat, llm, llm_calls, status, system, terminal_doc};
+use super::{
+    admin, auth, chat, imports, llm, llm_calls, reply_streams, status, system, terminal_doc, turns,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,6 +24,8 @@ use super::{admin, auth, chat, llm, llm_calls, status, system, terminal_doc};
         chat::send, chat::list_conversations, chat::create_conversation, chat::rename_conversation,
         chat::delete_conversation, chat::export, chat::import, chat::history, chat::clear, chat::search,
         chat::list_memories, chat::put_memory, chat::get_memory, chat::delete_memory,
+        reply_streams::follow, reply_streams::cancel, turns::regenerate, turns::edit,
+        turns::set_active_leaf, turns::delete_message, imports::chatgpt, imports::open_webui,
         terminal_doc::shell, terminal_doc::sessions, terminal_doc::history, terminal_doc::close,
         terminal_doc::recording, terminal_doc::ticket, terminal_doc::health,
     ),

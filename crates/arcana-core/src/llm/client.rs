@@ -7,6 +7,7 @@
 //! `wasi:http` in components), so the same code is unit-tested natively on real wire
 //! bytes.
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -304,14 +305,20 @@ fn retry_after(resp: &dyn HttpResponse) -> Option<Duration> {
         .map(|s| Duration::from_secs_f64(s.min(3600.0)))
 }
 
-/// One call to one model. `on_delta` receives text as it streams (only when `stream`).
+/// `finish_reason` of a stream the caller stopped (`on_delta` answered `Break`).
+pub const FINISH_CANCELLED: &str = "cancelled";
+
+/// One call to one model. `on_delta` receives text as it streams (only when `stream`)
+/// and may stop it: the completion then has what arrived, `finish_reason`
+/// [`FINISH_CANCELLED`] and, as the provider sends usage only at the end, usage
+/// estimated from the text.
 pub fn call(
     transport: &dyn Transport,
     target: &Target,
     messages: &[Message],
     params: &Params,
     stream: bool,
-    on_delta: &mut dyn FnMut(&str),
+    on_delta: &mut dyn FnMut(&str) -> ControlFlow<()>,
 ) -> Result<Completion, LlmError> {
     let req = build_request(target, messages, params, stream);
     let mut resp = transport.send(&req)?;
@@ -322,7 +329,18 @@ pub fn call(
         return Err(map_status(status, &String::from_utf8_lossy(&body), wait));
     }
     if stream {
-        return read_stream(target.kind, resp.as_mut(), on_delta);
+        let mut completion = read_stream(target.kind, resp.as_mut(), on_delta)?;
+        if completion.finish_reason.as_deref() == Some(FINISH_CANCELLED) {
+            let prompt: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+            let usage = &mut completion.usage;
+            if usage.prompt_tokens == 0 {
+                usage.prompt_tokens = super::tokens::estimate_messages(prompt);
+            }
+            usage.completion_tokens = usage
+                .completion_tokens
+                .max(super::tokens::estimate(&completion.content));
+        }
+        return Ok(completion);
     }
     let body = read_all(resp.as_mut(), 16 << 20)?;
     parse_plain(target.kind, &body)
@@ -372,7 +390,7 @@ pub fn parse_plain(kind: ProviderKind, body: &[u8]) -> Result<Completion, LlmErr
 fn read_stream(
     kind: ProviderKind,
     resp: &mut dyn HttpResponse,
-    on_delta: &mut dyn FnMut(&str),
+    on_delta: &mut dyn FnMut(&str) -> ControlFlow<()>,
 ) -> Result<Completion, LlmError> {
     use eventsource_stream::Eventsource;
     let mut transport_error: Option<TransportError> = None;
@@ -468,7 +486,11 @@ fn read_stream(
         };
         if let Some(text) = delta.filter(|t| !t.is_empty()) {
             completion.content.push_str(&text);
-            on_delta(&text);
+            if on_delta(&text).is_break() {
+                // Dropping the response closes the connection: the provider stops.
+                completion.finish_reason = Some(FINISH_CANCELLED.to_string());
+                return Ok(completion);
+            }
         }
     }
     if let Some(e) = transport_error {
@@ -508,7 +530,7 @@ pub fn run(
     messages: &[Message],
     params: &Params,
     stream: bool,
-    on_delta: &mut dyn FnMut(&str),
+    on_delta: &mut dyn FnMut(&str) -> ControlFlow<()>,
     record: &mut dyn FnMut(&Attempt),
     sleep: &dyn Fn(Duration),
 ) -> Result<(usize, Completion), LlmError> {
@@ -644,7 +666,10 @@ mod tests {
                 ..Default::default()
             },
             true,
-            &mut |d| deltas.push(d.to_string()),
+            &mut |d| {
+                deltas.push(d.to_string());
+                ControlFlow::Continue(())
+            },
         )
         .unwrap();
         assert_eq!(c.content, "Hello");
@@ -665,6 +690,39 @@ mod tests {
     }
 
     #[test]
+    fn a_stopped_stream_keeps_its_text_and_estimates_usage() {
+        let wire = "data: {\"choices\":[{\"delta\":{\"content\":\"one \"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"two \"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"three\"}}]}\n\ndata: [DONE]\n\n";
+        let t = Recorded {
+            answers: RefCell::new(vec![(200, vec![], vec![wire.as_bytes().to_vec()])]),
+            sent: RefCell::new(vec![]),
+        };
+        let mut seen = 0;
+        let c = call(
+            &t,
+            &target(ProviderKind::Openai),
+            &msgs(),
+            &Params::default(),
+            true,
+            &mut |_| {
+                seen += 1;
+                if seen == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+        )
+        .unwrap();
+        assert_eq!(c.content, "one two ");
+        assert_eq!(c.finish_reason.as_deref(), Some(FINISH_CANCELLED));
+        assert!(
+            c.usage.prompt_tokens > 0 && c.usage.completion_tokens > 0,
+            "{:?}",
+            c.usage
+        );
+    }
+
+    #[test]
     fn anthropic_stream_and_request_shape() {
         let wire = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":12}}}\n\nevent: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\",\"text\":\"Hi\"}}\n\nevent: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":3}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
         let t = Recorded {
@@ -680,7 +738,7 @@ mod tests {
                 ..Default::default()
             },
             true,
-            &mut |_| {},
+            &mut |_| ControlFlow::Continue(()),
         )
         .unwrap();
         assert_eq!(
@@ -716,7 +774,7 @@ mod tests {
             &msgs(),
             &Params::default(),
             true,
-            &mut |_| {},
+            &mut |_| ControlFlow::Continue(()),
         )
         .unwrap_err();
         assert_eq!(e.code, ErrorCode::MalformedResponse);
@@ -774,7 +832,7 @@ mod tests {
             &msgs(),
             &Params::default(),
             false,
-            &mut |_| {},
+            &mut |_| ControlFlow::Continue(()),
             &mut |a| attempts.push(a.outcome),
             &|d| waits.borrow_mut().push(d),
         )
