@@ -248,12 +248,8 @@ pub struct ChatRequest {
     #[serde(default)]
     pub stream: bool,
     /// Inject context memory into the prompt (default true).
-    #[serde(default = "yes")]
+    #[serde(default = "super::turns::yes")]
     pub use_memory: bool,
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Answer of `POST /api/chat` (and data of the final `done` event when streaming).
@@ -401,10 +397,12 @@ pub fn send(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiRes
             .map(super::turns::Parent::At)
             .unwrap_or(super::turns::Parent::ActiveLeaf),
         prompt: super::turns::Prompt::New(body.message),
-        model: body.model,
-        tags: body.tags,
-        stream: body.stream,
-        use_memory: body.use_memory,
+        options: super::turns::ReplyOptions {
+            model: body.model,
+            tags: body.tags,
+            stream: body.stream,
+            use_memory: body.use_memory,
+        },
     };
     super::turns::answer(ctx, &caller, turn)
 }

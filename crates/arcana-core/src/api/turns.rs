@@ -34,16 +34,48 @@ pub enum Prompt {
     Existing(Box<ChatMessage>),
 }
 
+/// How a reply is made (the body of `POST /api/chat/messages/{id}/regenerate`, and part
+/// of `POST /api/chat` and of an edit).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplyOptions {
+    /// A model id or provider model name; otherwise routing chooses.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Tags for routing rules.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Answer as `text/event-stream`.
+    #[serde(default)]
+    pub stream: bool,
+    /// Inject context memory into the prompt (default true).
+    #[serde(default = "yes")]
+    pub use_memory: bool,
+}
+
+impl Default for ReplyOptions {
+    fn default() -> Self {
+        ReplyOptions {
+            model: None,
+            tags: Vec::new(),
+            stream: false,
+            use_memory: true,
+        }
+    }
+}
+
+/// Serde's default for `use_memory`.
+pub(super) fn yes() -> bool {
+    true
+}
+
 /// One turn to answer.
 pub struct Turn {
     /// The conversation; `None` starts one (only with [`Prompt::New`]).
     pub conversation_id: Option<String>,
     pub parent: Parent,
     pub prompt: Prompt,
-    pub model: Option<String>,
-    pub tags: Vec<String>,
-    pub stream: bool,
-    pub use_memory: bool,
+    pub options: ReplyOptions,
 }
 
 fn now() -> String {
@@ -79,14 +111,14 @@ pub fn answer(ctx: &Ctx<'_>, caller: &AuthUser, turn: Turn) -> ApiResult<ApiResp
         ctx,
         caller,
         &text,
-        turn.model.as_deref(),
-        &turn.tags,
+        turn.options.model.as_deref(),
+        &turn.options.tags,
         Some(crate::llm::routing::ContextNeed {
             required_tokens: required,
             reply_tokens: prefs.max_tokens,
         }),
     )?;
-    if turn.stream && ctx.streamer.is_none() {
+    if turn.options.stream && ctx.streamer.is_none() {
         return Err(ApiError::bad_request(
             "streaming_unavailable",
             "This host cannot stream responses.",
@@ -121,7 +153,7 @@ pub fn answer(ctx: &Ctx<'_>, caller: &AuthUser, turn: Turn) -> ApiResult<ApiResp
                 (**m).clone()
             }
         };
-        let reply_id = if turn.stream {
+        let reply_id = if turn.options.stream {
             let placeholder = NewMessage {
                 status: MessageStatus::Partial,
                 ..Default::default()
@@ -148,7 +180,7 @@ pub fn answer(ctx: &Ctx<'_>, caller: &AuthUser, turn: Turn) -> ApiResult<ApiResp
         &user_msg.id,
         decision.model.context_window,
         decision.model.max_tokens,
-        turn.use_memory,
+        turn.options.use_memory,
     )?;
     // A conversation this turn started gets a title from a model after its reply.
     let first_title = turn
@@ -230,41 +262,18 @@ fn own_message(ctx: &Ctx<'_>, caller: &AuthUser, id: &str) -> ApiResult<ChatMess
     chat::get_message(ctx.db, caller.id(), &id)?.ok_or_else(|| ApiError::not_found("message"))
 }
 
-/// Body of `POST /api/chat/messages/{id}/regenerate`.
-#[derive(Debug, Default, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RegenerateRequest {
-    /// Another model for the new reply (an id or a provider model name).
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Answer as `text/event-stream` (like `POST /api/chat`).
-    #[serde(default)]
-    pub stream: bool,
-    #[serde(default = "yes")]
-    pub use_memory: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
 /// A new reply to the same message, as a sibling of reply `message_id`; it becomes the
 /// active branch. Answers like `POST /api/chat`.
 #[utoipa::path(post, path = "/api/chat/messages/{message_id}/regenerate", tag = "chat", security(("bearer" = [])),
     params(("message_id" = String, Path, description = "A reply")),
-    request_body(content = RegenerateRequest, description = "Optional"),
+    request_body(content = ReplyOptions, description = "Optional"),
     responses((status = 200, body = ChatResponse, description = "Or `text/event-stream` with `stream: true`"),
         (status = 404, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub fn regenerate(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
     let caller = ctx.authenticate(req)?;
     let reply = own_message(ctx, &caller, params.get("message_id").unwrap_or_default())?;
-    let body: RegenerateRequest = if req.body.is_empty() {
-        RegenerateRequest {
-            use_memory: true,
-            ..Default::default()
-        }
+    let options: ReplyOptions = if req.body.is_empty() {
+        ReplyOptions::default()
     } else {
         req.json()?
     };
@@ -286,15 +295,13 @@ pub fn regenerate(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiRe
         conversation_id: Some(reply.conversation_id),
         parent: Parent::ActiveLeaf,
         prompt: Prompt::Existing(Box::new(question)),
-        model: body.model,
-        tags: body.tags,
-        stream: body.stream,
-        use_memory: body.use_memory,
+        options,
     };
     answer(ctx, &caller, turn)
 }
 
-/// Body of `PUT /api/chat/messages/{id}`.
+/// Body of `PUT /api/chat/messages/{id}`: the new text, and the reply's options as in
+/// `POST /api/chat`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EditRequest {
@@ -334,10 +341,12 @@ pub fn edit(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<A
         conversation_id: Some(original.conversation_id),
         parent: original.parent_id.map(Parent::At).unwrap_or(Parent::Root),
         prompt: Prompt::New(body.content),
-        model: body.model,
-        tags: body.tags,
-        stream: body.stream,
-        use_memory: body.use_memory,
+        options: ReplyOptions {
+            model: body.model,
+            tags: body.tags,
+            stream: body.stream,
+            use_memory: body.use_memory,
+        },
     };
     answer(ctx, &caller, turn)
 }
