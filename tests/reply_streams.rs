@@ -267,3 +267,23 @@ both_hosts! {
         assert_eq!(status, 200);
     }
 }
+
+both_hosts! {
+    async fn a_quiet_stream_gets_heartbeats() {
+        let env = Backend::start_with(
+            arcana_tests::RunnerOptions::default().env("SPIN_VARIABLE_STREAM_HEARTBEAT_SECS", "1"),
+        )
+        .await;
+        let provider = env.openai_provider().await;
+        // `slow` answers after 3 s of silence.
+        env.model(&provider, "slow", true).await;
+        let mut live = start_chat(&env, &env.admin, "take your time").await;
+        let start = live.next().await.unwrap();
+        let reply = start.data["reply_message_id"].as_str().unwrap().to_string();
+        let mut follower = SseReader::new(follow(&env, &env.admin, &reply, None).await);
+        let events = follower.all().await;
+        assert_eq!(events.last().unwrap().event, "done");
+        assert!(follower.comments >= 1, "no keep-alive during 3 s of silence");
+        live.all().await;
+    }
+}

@@ -17,6 +17,7 @@ pub mod stand_in;
 pub use host::Host;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -196,6 +197,10 @@ impl Runner {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
+            // Its own process group, so that dropping the runner stops everything it
+            // started: `spin up` runs the app in a child `spin trigger http` that
+            // outlives a killed parent (hundreds leaked over a suite before this).
+            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", opts.host.name()));
         let stdout = child.stdout.take().unwrap();
@@ -402,8 +407,16 @@ fn spin_command(opts: &RunnerOptions, rc_path: &Path, dir: &Path) -> Result<Comm
 impl Drop for Runner {
     fn drop(&mut self) {
         self.sidecar = None;
+        kill_group(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// SIGKILL to the process group `leader` leads (see [`Runner::try_start`]).
+fn kill_group(leader: u32) {
+    if let Some(pid) = rustix::process::Pid::from_raw(leader as i32) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Settings {
     pub reply_progress: Option<std::time::Duration>,
     /// Whether new conversations get a title written by a model (routing tag `title`).
     pub generate_titles: bool,
+    /// How long a followed reply stream may stay silent before a `: keep-alive` comment.
+    pub stream_heartbeat: std::time::Duration,
 }
 
 /// Smallest accepted JWT secret.
@@ -92,6 +94,9 @@ impl Settings {
             generate_titles: !vars
                 .get("generate_titles")
                 .is_some_and(|v| v.trim().eq_ignore_ascii_case("false")),
+            stream_heartbeat: std::time::Duration::from_secs(
+                parse_or(vars, "stream_heartbeat_secs", 15).clamp(1, 300) as u64,
+            ),
         })
     }
 
@@ -109,6 +114,7 @@ impl Settings {
             fallback_to_default: true,
             reply_progress: Some(std::time::Duration::from_millis(100)),
             generate_titles: true,
+            stream_heartbeat: std::time::Duration::from_secs(15),
         }
     }
 }

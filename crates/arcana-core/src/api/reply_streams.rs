@@ -29,8 +29,6 @@ use crate::validate::uuid_param;
 const FLUSH_BYTES: usize = 8 * 1024;
 /// How often a follower looks for new text.
 const POLL_EVERY: Duration = Duration::from_millis(100);
-/// A comment line this often keeps proxies from closing a quiet stream.
-const HEARTBEAT_EVERY: Duration = Duration::from_secs(15);
 /// The reconnection delay suggested to EventSource clients, in milliseconds.
 const RETRY_MS: u64 = 2000;
 
@@ -286,7 +284,8 @@ pub fn follow(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult
             out.write(event(progress.length + 1, "error", &data).as_bytes());
             break;
         }
-        if last_write.elapsed() >= HEARTBEAT_EVERY {
+        // A comment line keeps proxies from closing a quiet stream.
+        if last_write.elapsed() >= ctx.settings.stream_heartbeat {
             if !out.write(b": keep-alive\n\n") {
                 break;
             }
