@@ -170,9 +170,23 @@ fn push_output(pieces: &mut Vec<Piece>, bytes: Bytes) {
     }
 }
 
-/// The command of a `history 1` line: `  <number>[*]  <command>\n`.
+/// Whether `line` starts like a `history` line: spaces, the number, `*` or a space, a space.
+fn numbered(line: &str) -> bool {
+    let rest = line.trim_start_matches(' ');
+    let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let after = &rest.as_bytes()[digits..];
+    digits > 0 && after.len() >= 2 && matches!(after[0], b'*' | b' ') && after[1] == b' '
+}
+
+/// The command of a `history 1` line: `  <number>[*]  <command>\n`. Keys typed ahead
+/// while a command starts are echoed by the terminal between the hook's writes, so the
+/// entry may begin with their echo (`^[[A\r\n`): it starts at the first numbered line.
 pub fn history_line(entry: &str) -> String {
-    let rest = entry.trim_start();
+    let start = std::iter::once(0)
+        .chain(entry.match_indices('\n').map(|(i, _)| i + 1))
+        .find(|&i| numbered(&entry[i..]))
+        .unwrap_or(0);
+    let rest = entry[start..].trim_start();
     let rest = rest.trim_start_matches(|c: char| c.is_ascii_digit());
     let rest = rest.strip_prefix('*').unwrap_or(rest);
     rest.trim_start_matches([' ', '\t']).trim_end().to_string()
@@ -259,5 +273,8 @@ mod tests {
             history_line(" 3  for i in 1 2; do\n echo $i\ndone\n"),
             "for i in 1 2; do\n echo $i\ndone"
         );
+        // Type-ahead echoed before the entry.
+        assert_eq!(history_line("^[[A\r\n    1  echo abc\r\n"), "echo abc");
+        assert_eq!(history_line("x\r\n"), "x");
     }
 }

@@ -355,7 +355,7 @@ pub fn history(
                     (SELECT json_group_array(id) FROM (
                          SELECT sib.message_id AS id FROM chat_message_parents sib
                          JOIN chat_messages sm ON sm.id = sib.message_id
-                         WHERE sm.conversation_id = c.id
+                         WHERE sib.conversation_id = ?1
                            AND sib.parent_id IS (SELECT parent_id FROM chat_message_parents WHERE message_id = m.id)
                          ORDER BY sm.seq))
              FROM conversations c
@@ -487,7 +487,8 @@ pub fn activate(db: &dyn Db, conversation_id: &str, message_id: &str) -> Result<
              UNION ALL
              SELECT (SELECT pr.message_id FROM chat_message_parents pr
                      JOIN chat_messages cm ON cm.id = pr.message_id
-                     WHERE pr.parent_id = down.id ORDER BY cm.seq DESC LIMIT 1), depth + 1
+                     WHERE pr.conversation_id = ?1 AND pr.parent_id = down.id
+                     ORDER BY cm.seq DESC LIMIT 1), depth + 1
              FROM down WHERE down.id IS NOT NULL AND depth < 100000)
          INSERT INTO chat_active_leaf (conversation_id, message_id)
          SELECT ?1, id FROM down WHERE id IS NOT NULL ORDER BY depth DESC LIMIT 1
@@ -513,7 +514,8 @@ pub fn delete_subtree(
         "WITH RECURSIVE sub(id) AS (
              SELECT ?2
              UNION ALL
-             SELECT pr.message_id FROM chat_message_parents pr JOIN sub ON pr.parent_id = sub.id)
+             SELECT pr.message_id FROM chat_message_parents pr
+             JOIN sub ON pr.conversation_id = ?1 AND pr.parent_id = sub.id)
          DELETE FROM chat_messages WHERE conversation_id = ?1 AND id IN (SELECT id FROM sub)
          RETURNING id",
         &[conversation_id.into(), message_id.into()],
