@@ -612,3 +612,21 @@ both_hosts! {
         assert_eq!(why["fallback_to_default"], false, "without the rule, the setting");
     }
 }
+
+both_hosts! {
+    async fn provider_connections_are_kept_alive_and_reused() {
+        let env = setup().await;
+        let p = env.openai_provider().await;
+        env.model(&p, "gpt-reuse", true).await;
+        for stream in [false, false, true, false] {
+            let (status, _) = env
+                .complete(json!({"messages": [{"role": "user", "content": "again"}], "stream": stream}))
+                .await;
+            assert_eq!(status, 200);
+        }
+        // Sequential calls travel over one connection: no new TCP (or TLS) handshake each.
+        let peers: std::collections::HashSet<_> =
+            env.stand_in.received().iter().map(|r| r.peer).collect();
+        assert_eq!(peers.len(), 1, "{peers:?}");
+    }
+}

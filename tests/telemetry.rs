@@ -612,4 +612,39 @@ async fn read_endpoints_run_at_most_two_statements() {
         }
         assert!(n <= most, "POST /api/chat ran {n} statements");
     }
+    // The gateway, with a personal token: token, budget, models, rules, preferences,
+    // the chosen and the fallback model's providers, the ledger row (and, once a
+    // minute, the token's last use).
+    let (status, t) = env
+        .call(
+            "POST",
+            "/api/auth/tokens",
+            Some(json!({"name": "count", "scopes": ["llm"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{t}");
+    let token = t["token"].as_str().unwrap().to_string();
+    for i in 0..2 {
+        let resp = client()
+            .post(env.runner.at("/v1/chat/completions"))
+            .bearer_auth(&token)
+            .header("x-request-id", format!("gateway-{i}"))
+            .json(
+                &json!({"model": "gpt-count", "messages": [{"role": "user", "content": "count"}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.bytes().await.unwrap();
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = env.runner.log();
+    let line = lines_with(&log, "gateway-1")
+        .into_iter()
+        .find(|l| l["target"] == "arcana::access")
+        .expect("an access line for the gateway");
+    let n = line["db_statements"].as_u64().unwrap();
+    eprintln!("POST /v1/chat/completions: {n} statements");
+    assert!(n <= 7, "the gateway ran {n} statements");
 }

@@ -6,6 +6,7 @@
 //! machine. All traffic goes to 127.0.0.1 and every run is bounded in time.
 
 mod chat;
+mod gateway;
 mod hosts;
 mod latency;
 mod load;
@@ -40,6 +41,8 @@ enum Cli {
     Slow(slow::Args),
     /// Streamed replies: first byte over the provider, progress write cost, resume latency.
     Streams(streams::Args),
+    /// The OpenAI-compatible gateway's overhead over calling the provider directly.
+    Gateway(gateway::Args),
 }
 
 /// Options of the API benchmark.
@@ -69,6 +72,7 @@ async fn main() -> anyhow::Result<()> {
         Cli::Hosts(args) => hosts::run(args).await,
         Cli::Slow(args) => slow::run(args).await,
         Cli::Streams(args) => streams::run(args).await,
+        Cli::Gateway(args) => gateway::run(args).await,
     }
 }
 

@@ -81,6 +81,8 @@ impl HostState {
 pub struct OutboundHooks {
     pub component: String,
     pub policy: Arc<OutboundPolicy>,
+    /// The shared, pooled client allowed requests go out through.
+    pub client: crate::outbound_client::OutboundClient,
 }
 
 impl wasmtime_wasi_http::WasiHttpHooks for OutboundHooks {
@@ -111,13 +113,12 @@ impl wasmtime_wasi_http::WasiHttpHooks for OutboundHooks {
             return Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) });
         }
         let _ = fut;
+        let client = self.client.clone();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            let res = client.send(request, options).await?;
+            // The pool drives the connection; there is no per-request I/O task.
+            let io = async { Ok(()) };
+            Ok((res, Box::new(io) as Box<dyn Future<Output = _> + Send>))
         })
     }
 }

@@ -27,6 +27,7 @@ pub mod ids;
 pub mod manifest;
 pub mod metrics;
 pub mod outbound;
+pub mod outbound_client;
 pub mod routes;
 pub mod server;
 pub mod sidecar;

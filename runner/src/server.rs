@@ -34,6 +34,8 @@ type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
 struct Server {
     app: App,
     permits: Semaphore,
+    /// Outbound HTTP for every instance, keeping provider connections alive.
+    outbound: crate::outbound_client::OutboundClient,
     metrics: RequestMetrics,
     terminal_scrape: Option<TerminalHostScrape>,
 }
@@ -72,6 +74,7 @@ pub async fn run(
     let server = Arc::new(Server {
         app,
         permits,
+        outbound: crate::outbound_client::OutboundClient::new(),
         metrics: RequestMetrics::new(),
         terminal_scrape,
     });
@@ -255,6 +258,7 @@ impl Server {
             hooks: OutboundHooks {
                 component: component.caps.id.clone(),
                 policy: component.caps.outbound.clone(),
+                client: self.outbound.clone(),
             },
             limits: StoreLimitsBuilder::new()
                 .memory_size(limits.max_memory_bytes)

@@ -51,6 +51,8 @@ pub async fn authorize(state: &AppState, token: &str) -> Result<AuthUser, HttpEr
     let db = state.store.blocking_db().await?;
     let user = authenticate_token(&db, &state.settings, token)?;
     crate::access::set_user(user.id());
+    // A shell is not for scripts: personal access tokens are refused here.
+    user.check_need(arcana_core::auth::access_tokens::Need::Session)?;
     require(&user, Permission::Terminal)?;
     Ok(user)
 }

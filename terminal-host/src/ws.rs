@@ -100,7 +100,7 @@ async fn prepare(
             .ok_or_else(|| {
                 ApiError::unauthorized("invalid_ticket", "The ticket's user is gone.")
             })?;
-        let user = arcana_core::auth::AuthUser { user };
+        let user = arcana_core::auth::AuthUser { user, grant: None };
         crate::access::set_user(user.id());
         arcana_core::auth::require(&user, arcana_core::auth::Permission::Terminal)?;
         user

@@ -13,7 +13,10 @@
 //! | `cut` | a stream that stops without its end marker |
 //! | `drip` | streams one word every 100 ms (for resuming and stopping mid-reply) |
 //! | `too-long` | 400 `context_length_exceeded` (OpenAI) / `prompt is too long` (Anthropic) |
+//! | `tool` | calls the request's first tool with `{"echo": <last user text>}` (when it has tools) |
 //!
+//! `POST …/embeddings` answers OpenAI's embeddings shape: for each input, 8 numbers
+//! computed from its bytes (equal texts, equal vectors).
 //! Every request is recorded (path, headers, JSON body) for assertions on prompts.
 
 use std::convert::Infallible;
@@ -34,6 +37,8 @@ pub struct Received {
     pub body: Value,
     /// The body's length in bytes as received.
     pub raw_len: usize,
+    /// The client's address: the same for requests over one kept-alive connection.
+    pub peer: SocketAddr,
 }
 
 /// A running stand-in.
@@ -63,12 +68,13 @@ impl StandIn {
         let state = (received.clone(), flaky_seen);
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
+                let Ok((stream, peer)) = listener.accept().await else {
                     return;
                 };
                 let state = state.clone();
                 tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req| handle(req, state.clone()));
+                    let svc =
+                        hyper::service::service_fn(move |req| handle(req, peer, state.clone()));
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
                         .await;
@@ -106,6 +112,7 @@ fn sse(events: Vec<String>, delay: Duration) -> hyper::Response<Body> {
 
 async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
+    peer: SocketAddr,
     (received, flaky_seen): (Arc<Mutex<Vec<Received>>>, Arc<Mutex<bool>>),
 ) -> Result<hyper::Response<Body>, Infallible> {
     let path = req.uri().path().to_string();
@@ -126,17 +133,27 @@ async fn handle(
         headers,
         body: body.clone(),
         raw_len: bytes.len(),
+        peer,
     });
 
+    if path.ends_with("/embeddings") {
+        return Ok(embeddings(&body));
+    }
     let anthropic = path.ends_with("/messages");
     let model = body["model"].as_str().unwrap_or("").to_string();
     let stream = body["stream"].as_bool().unwrap_or(false);
     let last_user = body["messages"]
         .as_array()
         .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
-        .and_then(|m| m["content"].as_str())
-        .unwrap_or("")
-        .to_string();
+        .map(|m| match &m["content"] {
+            Value::Array(blocks) => blocks
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            c => c.as_str().unwrap_or("").to_string(),
+        })
+        .unwrap_or_default();
     match model.as_str() {
         "fail-401" => {
             return Ok(full(
@@ -166,6 +183,17 @@ async fn handle(
         "slow" => tokio::time::sleep(Duration::from_secs(3)).await,
         "malformed" if !stream => return Ok(full(200, "{not json".into(), &[])),
         _ => {}
+    }
+    let first_tool = if anthropic {
+        body["tools"][0]["name"].as_str()
+    } else {
+        body["tools"][0]["function"]["name"].as_str()
+    };
+    if model == "tool"
+        && let Some(tool) = first_tool
+    {
+        let args = json!({"echo": last_user}).to_string();
+        return Ok(tool_call(anthropic, stream, &model, tool, &args));
     }
     let answer = format!("echo: {last_user}");
     let words: Vec<String> = answer.split_inclusive(' ').map(str::to_string).collect();
@@ -220,4 +248,76 @@ async fn handle(
     }
     let pace = if model == "drip" { 100 } else { 20 };
     Ok(sse(events, Duration::from_millis(pace)))
+}
+
+/// OpenAI's embeddings answer: 8 numbers per input, from its bytes.
+fn embeddings(body: &Value) -> hyper::Response<Body> {
+    let inputs: Vec<String> = match &body["input"] {
+        Value::Array(a) => a
+            .iter()
+            .map(|v| v.as_str().unwrap_or("").to_string())
+            .collect(),
+        v => vec![v.as_str().unwrap_or("").to_string()],
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            let mut v = [0f32; 8];
+            for (j, b) in text.bytes().enumerate() {
+                v[j % 8] += b as f32 / 255.0;
+            }
+            json!({"object": "embedding", "index": i, "embedding": v})
+        })
+        .collect();
+    let tokens: usize = inputs.iter().map(|t| t.len().div_ceil(4)).sum();
+    let v = json!({"object": "list", "data": data, "model": body["model"],
+                   "usage": {"prompt_tokens": tokens, "total_tokens": tokens}});
+    full(200, v.to_string(), &[])
+}
+
+/// A call of `tool` with `args`, in either wire format, plain or streamed.
+fn tool_call(
+    anthropic: bool,
+    stream: bool,
+    model: &str,
+    tool: &str,
+    args: &str,
+) -> hyper::Response<Body> {
+    let input: Value = serde_json::from_str(args).unwrap();
+    match (anthropic, stream) {
+        (true, false) => full(200, json!({"id": "msg_t", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": tool, "input": input}],
+            "stop_reason": "tool_use", "usage": {"input_tokens": 11, "output_tokens": 7}}).to_string(), &[]),
+        (false, false) => full(200, json!({"id": "chatcmpl-t", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": tool, "arguments": args}}]},
+                "finish_reason": "tool_calls"}],
+            "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}}).to_string(), &[]),
+        (true, true) => {
+            let (head, tail) = args.split_at(args.len() / 2);
+            let events = [
+                ("message_start", json!({"type": "message_start", "message": {"id": "msg_t", "usage": {"input_tokens": 11, "output_tokens": 1}}})),
+                ("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": tool, "input": {}}})),
+                ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": head}})),
+                ("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": tail}})),
+                ("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+                ("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 7}})),
+                ("message_stop", json!({"type": "message_stop"})),
+            ];
+            sse(events.iter().map(|(e, d)| format!("event: {e}\ndata: {d}\n\n")).collect(), Duration::from_millis(5))
+        }
+        (false, true) => {
+            let chunks = [
+                json!({"choices": [{"index": 0, "delta": {"role": "assistant", "content": null,
+                    "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": tool, "arguments": ""}}]}}]}),
+                json!({"choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": args}}]}}]}),
+                json!({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+                json!({"choices": [], "usage": {"prompt_tokens": 11, "completion_tokens": 7}}),
+            ];
+            let mut events: Vec<String> = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+            events.push("data: [DONE]\n\n".into());
+            sse(events, Duration::from_millis(5))
+        }
+    }
 }

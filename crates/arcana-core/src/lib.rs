@@ -16,6 +16,7 @@
 //! - [`chat`]: conversations, messages and full-text search.
 //! - [`memory`]: per-user context memory.
 //! - [`llm`]: providers, models, preferences, allowlists and routing.
+//! - [`gateway`]: the OpenAI-compatible `/v1` wire format over Arcana's routing.
 //! - [`stats`]: activity figures for the status endpoint and Prometheus.
 //! - [`terminal`]: the shapes of terminal-host's REST API.
 //! - [`api`]: the endpoints, one module per component, and the OpenAPI document.
@@ -27,6 +28,7 @@ pub mod chat;
 pub mod crypto;
 pub mod db;
 pub mod error;
+pub mod gateway;
 pub mod http;
 pub mod imports;
 pub mod llm;

@@ -29,6 +29,7 @@ pub const ALL: &[EmbeddedMigration] = &[
     migration!("0006_rule_options.sql"),
     migration!("0007_reply_streams.sql"),
     migration!("0008_message_tree.sql"),
+    migration!("0009_access_tokens.sql"),
 ];
 
 #[cfg(test)]

@@ -31,23 +31,37 @@ const COLUMNS: &str =
     "id, username, email, role, permissions, disabled, token_version, created_at, updated_at";
 
 fn from_row(row: Row<'_>) -> Result<User, DbError> {
-    let role = row.text(3)?;
-    let permissions: Vec<String> = serde_json::from_str(&row.text(4)?)
+    from_row_at(row, 0)
+}
+
+/// [`COLUMNS`] qualified by a table alias, for joins (read back with [`from_row_at`]).
+pub fn prefixed_columns(alias: &str) -> String {
+    COLUMNS
+        .split(", ")
+        .map(|c| format!("{alias}.{c}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A user from a row whose user columns start at index `at`.
+pub fn from_row_at(row: Row<'_>, at: usize) -> Result<User, DbError> {
+    let role = row.text(at + 3)?;
+    let permissions: Vec<String> = serde_json::from_str(&row.text(at + 4)?)
         .map_err(|e| DbError::Decode(format!("permissions: {e}")))?;
     Ok(User {
-        id: row.text(0)?,
-        username: row.text(1)?,
-        email: row.opt_text(2)?,
+        id: row.text(at)?,
+        username: row.text(at + 1)?,
+        email: row.opt_text(at + 2)?,
         role: Role::parse(&role).ok_or_else(|| DbError::Decode(format!("role {role:?}")))?,
         // Unknown names (from a newer version) are ignored rather than failing the login.
         permissions: permissions
             .iter()
             .filter_map(|p| Permission::parse(p))
             .collect(),
-        disabled: row.bool(5)?,
-        token_version: row.int(6)?,
-        created_at: row.text(7)?,
-        updated_at: row.text(8)?,
+        disabled: row.bool(at + 5)?,
+        token_version: row.int(at + 6)?,
+        created_at: row.text(at + 7)?,
+        updated_at: row.text(at + 8)?,
     })
 }
 

@@ -47,6 +47,13 @@ pub const ROUTES: &[Route] = &[
     ),
     route("GET", "/api/arcana/llm/usage", super::llm_calls::usage),
     route(
+        "POST",
+        "/v1/chat/completions",
+        super::gateway::chat_completions,
+    ),
+    route("GET", "/v1/models", super::gateway::models),
+    route("POST", "/v1/embeddings", super::gateway::embeddings),
+    route(
         "PUT",
         "/api/arcana/llm/budgets/{user_id}",
         super::llm_calls::put_budget,

@@ -97,7 +97,9 @@ pub fn check_budget(db: &dyn Db, user_id: &str) -> ApiResult<()> {
     Ok(())
 }
 
-fn target_for(ctx: &Ctx<'_>, model: &Model) -> ApiResult<(Target, u32)> {
+/// Where and how to call `model`: its provider's URL, its opened API key, timeout and
+/// retry count.
+pub(crate) fn target_for(ctx: &Ctx<'_>, model: &Model) -> ApiResult<(Target, u32)> {
     let (provider, sealed) = catalog::get_provider_with_key(ctx.db, &model.provider_id)?
         .ok_or_else(|| ApiError::not_found("provider"))?;
     let api_key = match sealed {
@@ -119,7 +121,15 @@ fn target_for(ctx: &Ctx<'_>, model: &Model) -> ApiResult<(Target, u32)> {
     ))
 }
 
-fn record_usage(db: &dyn Db, user_id: &str, model: &Model, attempt: &Attempt, streamed: bool) {
+/// Writes one ledger row for one provider attempt (a failure to write is logged: the
+/// answer was already paid for).
+pub(crate) fn record_usage(
+    db: &dyn Db,
+    user_id: &str,
+    model: &Model,
+    attempt: &Attempt,
+    streamed: bool,
+) {
     let cost = cost_of(model, attempt.usage);
     let outcome = match attempt.outcome {
         Ok(()) => "ok",
@@ -155,6 +165,22 @@ pub fn cost_of(model: &Model, usage: Usage) -> f64 {
         + usage.completion_tokens as f64 * model.output_cost_per_token
 }
 
+/// The decided model and its fallbacks, in order, with where to call each.
+#[allow(clippy::type_complexity)]
+pub(crate) fn candidates_for<'d>(
+    ctx: &Ctx<'_>,
+    decision: &'d Decision,
+) -> ApiResult<(Vec<&'d Model>, Vec<(Target, u32)>)> {
+    let models: Vec<&Model> = std::iter::once(&decision.model)
+        .chain(decision.fallbacks.iter())
+        .collect();
+    let mut candidates = Vec::new();
+    for m in &models {
+        candidates.push(target_for(ctx, m)?);
+    }
+    Ok((models, candidates))
+}
+
 /// Calls the decided model, then its fallbacks, recording every attempt in the ledger.
 pub fn call_models(
     ctx: &Ctx<'_>,
@@ -169,13 +195,7 @@ pub fn call_models(
         .transport
         .ok_or_else(|| ApiError::internal("this host cannot make outbound requests"))?;
     let prefs = ctx.preferences(caller.id())?;
-    let models: Vec<&Model> = std::iter::once(&decision.model)
-        .chain(decision.fallbacks.iter())
-        .collect();
-    let mut candidates = Vec::new();
-    for m in &models {
-        candidates.push(target_for(ctx, m)?);
-    }
+    let (models, candidates) = candidates_for(ctx, decision)?;
     let (temperature, top_p, max_tokens) = params_override;
     let max_tokens = max_tokens
         .or(prefs.max_tokens)

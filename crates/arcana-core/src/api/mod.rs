@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod auth;
 pub mod chat;
+pub mod gateway;
 pub mod imports;
 pub mod llm;
 pub mod llm_calls;
@@ -17,6 +18,7 @@ pub mod status;
 pub mod system;
 pub mod terminal_doc;
 pub mod titles;
+pub mod tokens;
 pub mod turns;
 
 use std::cell::{Cell, RefCell};
@@ -80,6 +82,10 @@ impl Ctx<'_> {
     pub fn authenticate(&self, req: &ApiRequest) -> ApiResult<AuthUser> {
         let user = crate::auth::authenticate(self.db, self.settings, req)?;
         *self.user_id.borrow_mut() = Some(user.id().to_string());
+        user.check_need(crate::auth::access_tokens::need_for(
+            &req.method,
+            self.route.get(),
+        ))?;
         Ok(user)
     }
 
@@ -101,10 +107,21 @@ impl Ctx<'_> {
         status: u16,
         content_type: &str,
     ) -> Option<Box<dyn BodyWriter + '_>> {
+        self.start_stream_with(status, content_type, Vec::new())
+    }
+
+    /// [`Ctx::start_stream`] with headers of the handler's own.
+    pub fn start_stream_with(
+        &self,
+        status: u16,
+        content_type: &str,
+        extra: Vec<(String, String)>,
+    ) -> Option<Box<dyn BodyWriter + '_>> {
         let mut headers = vec![
             ("content-type".to_string(), content_type.to_string()),
             ("cache-control".to_string(), "no-cache".to_string()),
         ];
+        headers.extend(extra);
         headers.extend(self.common_headers.iter().cloned());
         self.streamed_status.set(status);
         self.streamer?.start(status, headers)
@@ -186,7 +203,11 @@ pub fn serve_with_settings(
                     if e.status >= 500 {
                         tracing::error!(request_id = %request_id, code = e.code, "request failed");
                     }
-                    ApiResponse::problem(&e, Some(&request_id))
+                    if req.path.starts_with("/v1/") {
+                        crate::gateway::errors::response(&e)
+                    } else {
+                        ApiResponse::problem(&e, Some(&request_id))
+                    }
                 }
             }
         };

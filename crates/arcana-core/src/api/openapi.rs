@@ -5,14 +5,15 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, auth, chat, imports, llm, llm_calls, reply_streams, status, system, terminal_doc, turns,
+    admin, auth, chat, gateway, imports, llm, llm_calls, reply_streams, status, system,
+    terminal_doc, tokens, turns,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Arcana API", description = "Chat, context memory, LLM configuration, auth and status for the Arcana Dashboard."),
     paths(
-        auth::register, auth::login, auth::me,
+        auth::register, auth::login, auth::me, tokens::create, tokens::list, tokens::revoke,
         admin::list_users, admin::create_user, admin::get_user, admin::update_user, admin::delete_user,
         system::health, system::openapi_json, status::status, status::metrics,
         llm::list_providers, llm::create_provider, llm::update_provider, llm::delete_provider,
@@ -21,6 +22,7 @@ use super::{
         llm::list_rules, llm::create_rule, llm::get_rule, llm::update_rule, llm::delete_rule,
         llm::explain, llm::rotate_keys,
         llm_calls::complete, llm_calls::usage, llm_calls::put_budget,
+        gateway::chat_completions, gateway::models, gateway::embeddings,
         chat::send, chat::list_conversations, chat::create_conversation, chat::rename_conversation,
         chat::delete_conversation, chat::export, chat::import, chat::history, chat::clear, chat::search,
         chat::list_memories, chat::put_memory, chat::get_memory, chat::delete_memory,
@@ -32,6 +34,7 @@ use super::{
     components(schemas(crate::error::Problem, crate::error::FieldError)),
     modifiers(&BearerAuth),
     tags((name = "auth"), (name = "admin"), (name = "system"), (name = "llm"), (name = "chat"), (name = "memory"),
+        (name = "gateway", description = "OpenAI-compatible: point OpenAI clients at `/v1` with a personal access token. Errors are OpenAI's `{\"error\": {...}}`."),
         (name = "terminal", description = "Served by terminal-host, the native sidecar (same origin under `arcana up`).")),
 )]
 struct ApiDoc;
@@ -74,10 +77,25 @@ fn problem_responses(doc: &mut serde_json::Value) {
     let Some(paths) = doc["paths"].as_object_mut() else {
         return;
     };
-    for item in paths.values_mut() {
+    let openai_error = serde_json::json!({
+        "description": "An error in OpenAI's shape.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAiErrorBody"}}}
+    });
+    for (path, item) in paths.iter_mut() {
         let Some(item) = item.as_object_mut() else {
             continue;
         };
+        // The gateway answers errors as OpenAI does, not as problem documents.
+        if path.starts_with("/v1/") {
+            for op in item.values_mut() {
+                if let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) {
+                    responses
+                        .entry("default")
+                        .or_insert_with(|| openai_error.clone());
+                }
+            }
+            continue;
+        }
         for op in item.values_mut() {
             let Some(responses) = op.get_mut("responses").and_then(|r| r.as_object_mut()) else {
                 continue;

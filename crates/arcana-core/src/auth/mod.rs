@@ -4,10 +4,12 @@
 //! - [`token`]: signed, expiring access tokens (JWT, HS256).
 //! - [`permissions`]: roles and named permissions, checked by one helper.
 //! - [`throttle`]: slowing down password guessing per account name.
+//! - [`access_tokens`]: personal access tokens with scopes, for scripts and clients.
 //!
 //! A token alone is not trusted: [`authenticate`] also loads the user, so disabling
 //! a user or bumping their `token_version` stops every token already issued.
 
+pub mod access_tokens;
 pub mod password;
 pub mod permissions;
 pub mod throttle;
@@ -25,12 +27,45 @@ pub use permissions::{Permission, require};
 #[derive(Debug, Clone)]
 pub struct AuthUser {
     pub user: User,
+    /// Set when the request came with a personal access token, which may do only what
+    /// its scopes allow; `None` for a session (login) token.
+    pub grant: Option<access_tokens::Grant>,
 }
 
 impl AuthUser {
     /// The caller's user id, for scoping every query.
     pub fn id(&self) -> &str {
         &self.user.id
+    }
+
+    /// 403 unless the credentials allow what the route needs: a session token allows
+    /// everything its user may do, a personal token only its scopes.
+    pub fn check_need(&self, need: access_tokens::Need) -> ApiResult<()> {
+        let Some(grant) = &self.grant else {
+            return Ok(());
+        };
+        match need {
+            access_tokens::Need::Session => Err(ApiError::forbidden(
+                "session_required",
+                "A personal access token cannot do this; sign in with a password.",
+            )),
+            access_tokens::Need::AnyOf(scopes)
+                if scopes.iter().any(|s| grant.scopes.contains(s)) =>
+            {
+                Ok(())
+            }
+            access_tokens::Need::AnyOf(scopes) => Err(ApiError::forbidden(
+                "insufficient_scope",
+                format!(
+                    "This token lacks the scope this needs: one of {}.",
+                    scopes
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
     }
 
     /// Whether the caller has a permission (admins have all).
@@ -82,6 +117,7 @@ pub fn authorize_scrape(
         return Ok(None);
     }
     let user = authenticate_token(db, settings, token)?;
+    user.check_need(access_tokens::Need::AnyOf(&[access_tokens::Scope::Admin]))?;
     if user.user.role != permissions::Role::Admin {
         return Err(ApiError::forbidden(
             "admin_required",
@@ -92,7 +128,16 @@ pub fn authorize_scrape(
 }
 
 /// Like [`authenticate`], for a token that came another way (a WebSocket query parameter).
+/// Accepts session JWTs and personal access tokens (`arc_…`); callers check scopes with
+/// [`AuthUser::check_need`].
 pub fn authenticate_token(db: &dyn Db, settings: &Settings, token: &str) -> ApiResult<AuthUser> {
+    if token.starts_with(access_tokens::SECRET_PREFIX) {
+        let (user, grant) = access_tokens::authenticate(db, token)?;
+        return Ok(AuthUser {
+            user,
+            grant: Some(grant),
+        });
+    }
     let claims = token::verify(&settings.jwt_secret, token)?;
     let revoked =
         || ApiError::unauthorized("invalid_token", "The access token is no longer valid.");
@@ -100,5 +145,5 @@ pub fn authenticate_token(db: &dyn Db, settings: &Settings, token: &str) -> ApiR
     if user.disabled || user.token_version != claims.ver {
         return Err(revoked());
     }
-    Ok(AuthUser { user })
+    Ok(AuthUser { user, grant: None })
 }

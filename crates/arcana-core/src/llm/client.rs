@@ -164,7 +164,8 @@ pub struct LlmError {
 }
 
 impl LlmError {
-    fn new(code: ErrorCode, message: impl Into<String>) -> LlmError {
+    /// An error with nothing passed on yet and no `Retry-After`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> LlmError {
         LlmError {
             code,
             message: message.into(),
@@ -260,7 +261,7 @@ pub fn build_request(
 }
 
 /// Maps a non-2xx answer to an error code.
-fn map_status(status: u16, body: &str, retry_after: Option<Duration>) -> LlmError {
+pub(crate) fn map_status(status: u16, body: &str, retry_after: Option<Duration>) -> LlmError {
     let lower = body.to_ascii_lowercase();
     let code = match status {
         401 | 403 => ErrorCode::InvalidApiKey,
@@ -284,7 +285,8 @@ fn map_status(status: u16, body: &str, retry_after: Option<Duration>) -> LlmErro
     }
 }
 
-fn read_all(resp: &mut dyn HttpResponse, limit: usize) -> Result<Vec<u8>, LlmError> {
+/// Reads a whole body, failing beyond `limit` bytes.
+pub(crate) fn read_all(resp: &mut dyn HttpResponse, limit: usize) -> Result<Vec<u8>, LlmError> {
     let mut body = Vec::new();
     while let Some(chunk) = resp.next_chunk()? {
         body.extend_from_slice(&chunk);
@@ -298,7 +300,8 @@ fn read_all(resp: &mut dyn HttpResponse, limit: usize) -> Result<Vec<u8>, LlmErr
     Ok(body)
 }
 
-fn retry_after(resp: &dyn HttpResponse) -> Option<Duration> {
+/// `Retry-After` in seconds, capped at an hour.
+pub(crate) fn retry_after(resp: &dyn HttpResponse) -> Option<Duration> {
     resp.header("retry-after")
         .and_then(|v| v.trim().parse::<f64>().ok())
         .filter(|s| s.is_finite() && *s >= 0.0)
@@ -346,7 +349,8 @@ pub fn call(
     parse_plain(target.kind, &body)
 }
 
-fn malformed(what: impl Into<String>) -> LlmError {
+/// A response that does not follow the provider's protocol.
+pub(crate) fn malformed(what: impl Into<String>) -> LlmError {
     LlmError::new(ErrorCode::MalformedResponse, what)
 }
 
@@ -386,25 +390,57 @@ pub fn parse_plain(kind: ProviderKind, body: &[u8]) -> Result<Completion, LlmErr
     }
 }
 
+/// The server-sent events of a response body, one at a time (blocking).
+pub(crate) struct Events<'a> {
+    inner: std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<eventsource_stream::Event, String>> + 'a>,
+    >,
+    transport_error: std::rc::Rc<std::cell::RefCell<Option<TransportError>>>,
+}
+
+impl<'a> Events<'a> {
+    /// Parses `resp`'s body as an event stream.
+    pub(crate) fn new(resp: &'a mut dyn HttpResponse) -> Events<'a> {
+        use eventsource_stream::Eventsource;
+        let transport_error: std::rc::Rc<std::cell::RefCell<Option<TransportError>>> =
+            Default::default();
+        let seen = transport_error.clone();
+        let chunks = futures::stream::poll_fn(move |_| {
+            std::task::Poll::Ready(match resp.next_chunk() {
+                Ok(Some(c)) => Some(Ok::<Vec<u8>, std::io::Error>(c)),
+                Ok(None) => None,
+                Err(e) => {
+                    *seen.borrow_mut() = Some(e);
+                    None
+                }
+            })
+        });
+        Events {
+            inner: Box::pin(chunks.eventsource().map(|e| e.map_err(|e| e.to_string()))),
+            transport_error,
+        }
+    }
+
+    /// The next event; `None` at the end of the body (or when the transport failed:
+    /// see [`Events::transport_error`]).
+    pub(crate) fn next_event(&mut self) -> Option<Result<eventsource_stream::Event, LlmError>> {
+        futures::executor::block_on(self.inner.next())
+            .map(|e| e.map_err(|e| malformed(format!("bad event stream: {e}"))))
+    }
+
+    /// Why the body ended early, if the transport failed.
+    pub(crate) fn transport_error(&self) -> Option<TransportError> {
+        self.transport_error.borrow_mut().take()
+    }
+}
+
 /// Reads a server-sent-event stream, passing text deltas on as they arrive.
 fn read_stream(
     kind: ProviderKind,
     resp: &mut dyn HttpResponse,
     on_delta: &mut dyn FnMut(&str) -> ControlFlow<()>,
 ) -> Result<Completion, LlmError> {
-    use eventsource_stream::Eventsource;
-    let mut transport_error: Option<TransportError> = None;
-    let chunks = futures::stream::poll_fn(|_| {
-        std::task::Poll::Ready(match resp.next_chunk() {
-            Ok(Some(c)) => Some(Ok::<Vec<u8>, std::io::Error>(c)),
-            Ok(None) => None,
-            Err(e) => {
-                transport_error = Some(e);
-                None
-            }
-        })
-    });
-    let mut events = chunks.eventsource();
+    let mut events = Events::new(resp);
     let mut completion = Completion {
         content: String::new(),
         usage: Usage::default(),
@@ -415,9 +451,8 @@ fn read_stream(
         e.output_started = !completion.content.is_empty();
         e
     };
-    while let Some(event) = futures::executor::block_on(events.next()) {
-        let event =
-            event.map_err(|e| fail(&completion, malformed(format!("bad event stream: {e}"))))?;
+    while let Some(event) = events.next_event() {
+        let event = event.map_err(|e| fail(&completion, e))?;
         if kind == ProviderKind::Openai && event.data.trim() == "[DONE]" {
             finished = true;
             break;
@@ -493,7 +528,7 @@ fn read_stream(
             }
         }
     }
-    if let Some(e) = transport_error {
+    if let Some(e) = events.transport_error() {
         return Err(fail(&completion, e.into()));
     }
     if !finished {
@@ -534,21 +569,46 @@ pub fn run(
     record: &mut dyn FnMut(&Attempt),
     sleep: &dyn Fn(Duration),
 ) -> Result<(usize, Completion), LlmError> {
+    run_each(
+        candidates,
+        &mut |target| {
+            call(transport, target, messages, params, stream, on_delta).map(|c| {
+                let usage = c.usage;
+                (c, usage)
+            })
+        },
+        record,
+        sleep,
+    )
+}
+
+/// One attempt on a target: its output and the usage to record.
+pub type AttemptFn<'a, T> = dyn FnMut(&Target) -> Result<(T, Usage), LlmError> + 'a;
+
+/// [`run`]'s retries and fallback around any call: `call` makes one attempt on a target
+/// and answers its result with the usage to record. The gateway uses it for calls in
+/// OpenAI's own shapes.
+pub fn run_each<T>(
+    candidates: &[(Target, u32)],
+    call: &mut AttemptFn<'_, T>,
+    record: &mut dyn FnMut(&Attempt),
+    sleep: &dyn Fn(Duration),
+) -> Result<(usize, T), LlmError> {
     let mut last = LlmError::new(ErrorCode::UpstreamError, "no model to call");
     for (index, (target, retries)) in candidates.iter().enumerate() {
         for attempt in 0..=*retries {
             let started = std::time::Instant::now();
-            let result = call(transport, target, messages, params, stream, on_delta);
+            let result = call(target);
             let latency = started.elapsed();
             match result {
-                Ok(completion) => {
+                Ok((output, usage)) => {
                     record(&Attempt {
                         candidate: index,
-                        usage: completion.usage,
+                        usage,
                         latency,
                         outcome: Ok(()),
                     });
-                    return Ok((index, completion));
+                    return Ok((index, output));
                 }
                 Err(e) => {
                     record(&Attempt {
