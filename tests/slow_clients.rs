@@ -153,3 +153,32 @@ async fn connections_past_the_per_address_cap_are_refused_at_once() {
         200
     );
 }
+
+arcana_tests::both_hosts! {
+    async fn a_request_without_host_is_refused_and_one_with_it_served() {
+        // HTTP/1.0 allows leaving Host out (old clients, some health checkers); there is
+        // then no URL to give a component: Spin drops the connection, the runner answers
+        // 400. Neither serves it nor fails with a 500. With Host, HTTP/1.0 is served.
+        let runner = Runner::start_with(RunnerOptions::default());
+        let addr: SocketAddr = runner.url.trim_start_matches("http://").parse().unwrap();
+        for (head, served) in [
+            ("GET /api/health HTTP/1.0\r\nHost: arcana\r\n\r\n", true),
+            ("GET /api/health HTTP/1.0\r\n\r\n", false),
+        ] {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(head.as_bytes()).await.unwrap();
+            let mut answer = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer)).await;
+            let text = String::from_utf8_lossy(&answer);
+            let status_line = text.lines().next().unwrap_or("");
+            if served {
+                assert!(status_line.contains(" 200 ") && text.contains("\"status\""), "{head:?}: {text}");
+            } else {
+                assert!(!status_line.contains(" 200 ") && !status_line.contains(" 500 "), "{head:?}: {text}");
+                if runner.host == arcana_tests::Host::Runner {
+                    assert!(status_line.contains(" 400 "), "{text}");
+                }
+            }
+        }
+    }
+}

@@ -354,7 +354,10 @@ both_hosts! {
 
 #[tokio::test]
 async fn sessions_left_active_by_a_crash_are_closed_on_restart() {
-    let env = setup(&[]).await;
+    // The same host id across the restart, as a fixed port gives by default
+    // (`hostname:port`); the test's port is a new free one each start.
+    let identity = ["--host-id", "restarting-host"];
+    let env = setup(&identity).await;
     let id = new_id();
     {
         let (mut ws, _) = connect(&env.th, &id, &env.admin).await;
@@ -363,7 +366,7 @@ async fn sessions_left_active_by_a_crash_are_closed_on_restart() {
     }
     let Env { runner, th, admin } = env;
     th.crash();
-    let th = TerminalHost::start(&runner, &[]);
+    let th = TerminalHost::start(&runner, &identity);
     let env = Env { runner, th, admin };
     let (_, page) = env.get("/api/arcana/terminal/sessions", &env.admin).await;
     let row = &page["items"][0];

@@ -34,6 +34,8 @@ pub struct Stats {
     latencies_us: Vec<u64>,
     elapsed: Duration,
     pub errors: u64,
+    /// How many answers had each non-2xx status (0: the connection failed).
+    pub error_statuses: std::collections::BTreeMap<u16, u64>,
 }
 
 impl Stats {
@@ -42,6 +44,9 @@ impl Stats {
         self.latencies_us.extend(other.latencies_us);
         self.elapsed += other.elapsed;
         self.errors += other.errors;
+        for (status, n) in other.error_statuses {
+            *self.error_statuses.entry(status).or_default() += n;
+        }
     }
 
     /// Requests per second.
@@ -76,6 +81,7 @@ pub async fn run(
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0u64;
+            let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
             let (mut sender, conn) =
@@ -100,28 +106,33 @@ pub async fn run(
                 let t = Instant::now();
                 match sender.send_request(req).await {
                     Ok(resp) => {
-                        let ok = resp.status().is_success();
+                        let status = resp.status();
                         let _ = resp.into_body().collect().await;
-                        if ok {
+                        if status.is_success() {
                             lat.push(t.elapsed().as_micros() as u64);
                         } else {
                             errors += 1;
+                            *statuses.entry(status.as_u16()).or_default() += 1;
                         }
                     }
                     Err(_) => {
                         errors += 1;
+                        *statuses.entry(0).or_default() += 1;
                         break;
                     }
                 }
             }
-            anyhow::Ok((lat, errors))
+            anyhow::Ok((lat, errors, statuses))
         }));
     }
     let mut stats = Stats::default();
     for t in tasks {
-        let (lat, errors) = t.await??;
+        let (lat, errors, statuses) = t.await??;
         stats.latencies_us.extend(lat);
         stats.errors += errors;
+        for (status, n) in statuses {
+            *stats.error_statuses.entry(status).or_default() += n;
+        }
     }
     stats.elapsed = started.elapsed();
     Ok(stats)

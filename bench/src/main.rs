@@ -10,6 +10,7 @@ mod gateway;
 mod hosts;
 mod latency;
 mod load;
+mod scale;
 mod seed;
 mod slow;
 mod status;
@@ -43,6 +44,8 @@ enum Cli {
     Streams(streams::Args),
     /// The OpenAI-compatible gateway's overhead over calling the provider directly.
     Gateway(gateway::Args),
+    /// One vs two API instances on one sqld behind HAProxy; terminal throughput via it.
+    Scale(scale::Args),
 }
 
 /// Options of the API benchmark.
@@ -73,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
         Cli::Slow(args) => slow::run(args).await,
         Cli::Streams(args) => streams::run(args).await,
         Cli::Gateway(args) => gateway::run(args).await,
+        Cli::Scale(args) => scale::run(args).await,
     }
 }
 

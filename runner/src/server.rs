@@ -106,7 +106,11 @@ impl Server {
         let mut component = String::new();
         let statements = Arc::new(std::sync::atomic::AtomicU32::new(0));
 
+        let has_host = req.headers().contains_key(hyper::header::HOST);
         let response = match self.app.router.route(&path) {
+            // A request without Host has no URL to give a component; Spin drops the
+            // connection, the runner says why (RFC 9112: 400).
+            _ if !has_host => empty(StatusCode::BAD_REQUEST),
             // As Spin: an empty 404 (an application that wants a JSON 404 routes `/...`).
             None => empty(StatusCode::NOT_FOUND),
             Some((matched, Target::Static(i))) => {

@@ -122,11 +122,32 @@ pub struct Config {
     #[arg(long, env = "ARCANA_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
 
+    /// This host's name among several terminal-hosts on one database (default:
+    /// `hostname:port`, stable across restarts of the same host).
+    #[arg(long, env = "ARCANA_TERMINAL_HOST_ID")]
+    pub host_id: Option<String>,
+
+    /// Where clients and proxies reach this host, named in the answer to a request for
+    /// one of its sessions that reached another host (default: `http://` + the listen
+    /// address).
+    #[arg(long, env = "ARCANA_TERMINAL_ADVERTISE_URL")]
+    pub advertise_url: Option<String>,
+
+    /// Seconds between heartbeats; a host silent for three is presumed dead and the
+    /// others close its sessions (`end_reason` `host_lost`).
+    #[arg(long, env = "ARCANA_TERMINAL_HEARTBEAT_SECS", default_value_t = 5)]
+    pub heartbeat_secs: u64,
+
     #[command(flatten)]
     pub front_door: arcana_serve::Limits,
 }
 
 impl Config {
+    /// The heartbeat interval (at least a second).
+    pub fn heartbeat(&self) -> Duration {
+        Duration::from_secs(self.heartbeat_secs.max(1))
+    }
+
     /// Idle timeout as a duration.
     pub fn idle_timeout(&self) -> Duration {
         Duration::from_secs(self.idle_timeout_secs.max(1))

@@ -10,6 +10,7 @@
 //! - [`http`]: problem+json errors, authentication, the Origin allowlist.
 //! - [`ws`]: the WebSocket endpoint and its protocol.
 //! - [`rest`]: sessions, history, close, recordings, tickets.
+//! - [`hosts`]: several terminal-hosts on one database: heartbeats, owners, tickets.
 //! - [`session`]: the per-session actor (socket and PTY in one task, flow control,
 //!   history, limits).
 //! - [`shells`]: who shells run as, their homes, limits and sandbox.
@@ -21,6 +22,7 @@
 
 pub mod access;
 pub mod config;
+pub mod hosts;
 pub mod http;
 pub mod launch;
 pub mod metrics;
@@ -44,7 +46,6 @@ use axum::routing::{get, post};
 
 use crate::config::Config;
 use crate::metrics::Metrics;
-use crate::rest::Tickets;
 use crate::session::{Registry, SessionEnv};
 use crate::session_writes::SessionWrites;
 use crate::shells::ShellPolicy;
@@ -57,7 +58,8 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     pub store: Store,
     pub registry: Arc<Registry>,
-    pub tickets: Arc<Tickets>,
+    /// This host among the terminal-hosts sharing the database.
+    pub identity: Arc<hosts::Identity>,
     pub metrics: Arc<Metrics>,
     pub rc_file: Option<PathBuf>,
     pub policy: Arc<ShellPolicy>,
@@ -69,6 +71,7 @@ impl AppState {
     pub fn session_env(&self) -> SessionEnv {
         SessionEnv {
             config: self.config.clone(),
+            identity: self.identity.clone(),
             store: self.store.clone(),
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
@@ -172,15 +175,6 @@ pub async fn serve(
         .collect::<Result<Vec<_>, _>>()?;
     arcana_db::apply_migrations(&pool.get().await?, &migrations).await?;
     let store = Store::new(pool);
-    let orphaned = store
-        .close_orphaned_sessions(&arcana_core::time::now_string())
-        .await?;
-    if orphaned > 0 {
-        tracing::warn!(
-            count = orphaned,
-            "marked sessions left active by a previous run as closed"
-        );
-    }
 
     let rc_file = write_rc_file(&config)?;
     let mut settings = Settings::for_tests();
@@ -191,19 +185,36 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
+    let identity = hosts::Identity::new(
+        config.host_id.as_deref(),
+        config.advertise_url.as_deref(),
+        addr,
+    );
+    let orphaned = store.register_host(&identity, config.heartbeat()).await?;
+    if orphaned > 0 {
+        tracing::warn!(
+            count = orphaned,
+            "marked sessions left active by a previous run (or a lost host) as closed"
+        );
+    }
+    tokio::spawn(hosts::run_heartbeat(
+        store.clone(),
+        identity.clone(),
+        config.heartbeat(),
+    ));
     let state = AppState {
         config: Arc::new(config),
         settings: Arc::new(settings),
         writes: SessionWrites::start(store.clone()),
         store,
         registry: Arc::new(Registry::default()),
-        tickets: Arc::new(Tickets::default()),
+        identity: Arc::new(identity.clone()),
         metrics: Arc::new(Metrics::default()),
         rc_file: rc_file.clone(),
         policy: Arc::new(policy),
     };
     println!("Serving http://{addr}");
-    tracing::info!(%addr, database = %db.describe(), "terminal-host listening");
+    tracing::info!(%addr, host_id = %identity.id, database = %db.describe(), "terminal-host listening");
     let registry = state.registry.clone();
     let parent = state.config.parent_pid;
     let front_door = state.config.front_door.clone();

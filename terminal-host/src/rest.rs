@@ -10,8 +10,7 @@
 //! Another user's session id answers 404, exactly like one that does not exist.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arcana_core::auth::AuthUser;
 use arcana_core::auth::permissions::Role;
@@ -29,33 +28,6 @@ use crate::store::TerminalSession;
 
 /// How long a WebSocket ticket stays valid.
 pub const TICKET_TTL: Duration = Duration::from_secs(30);
-
-/// Single-use WebSocket tickets, kept in memory (a restart invalidates them, which is fine
-/// for a 30-second credential).
-#[derive(Default)]
-pub struct Tickets {
-    map: Mutex<HashMap<String, (String, Instant)>>,
-}
-
-impl Tickets {
-    /// Issues a ticket for a user.
-    pub fn issue(&self, user_id: &str) -> String {
-        let ticket = crate::session::random_hex(24);
-        let mut map = self.map.lock().expect("tickets lock");
-        map.retain(|_, (_, expires)| *expires > Instant::now());
-        map.insert(
-            ticket.clone(),
-            (user_id.to_string(), Instant::now() + TICKET_TTL),
-        );
-        ticket
-    }
-
-    /// Consumes a ticket; `None` when unknown, used or expired.
-    pub fn redeem(&self, ticket: &str) -> Option<String> {
-        let (user, expires) = self.map.lock().expect("tickets lock").remove(ticket)?;
-        (expires > Instant::now()).then_some(user)
-    }
-}
 
 fn page_request(raw_query: &HashMap<String, String>) -> Result<PageRequest, HttpError> {
     let query = raw_query
@@ -125,6 +97,12 @@ pub async fn close(
     let session = own_session(&state, &user, &id).await?;
     if let Some(live) = state.registry.get(&session.id) {
         live.close("closed_by_user").await;
+    } else if let Some(owner) = state
+        .store
+        .other_owner(&session.id, &state.identity)
+        .await?
+    {
+        return Err(crate::ws::on_other_host(&owner).into());
     }
     let row = state
         .store
@@ -167,7 +145,7 @@ pub async fn ticket(
     headers: HeaderMap,
 ) -> Result<Response, HttpError> {
     let user = caller(&state, &headers).await?;
-    let ticket = state.tickets.issue(user.id());
+    let ticket = state.store.issue_ticket(user.id(), TICKET_TTL).await?;
     Ok((
         StatusCode::CREATED,
         Json(arcana_core::terminal::TerminalTicket {

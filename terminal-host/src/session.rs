@@ -139,6 +139,8 @@ impl Default for Registry {
 #[derive(Clone)]
 pub struct SessionEnv {
     pub config: Arc<Config>,
+    /// This host, recorded as each new session's owner.
+    pub identity: Arc<crate::hosts::Identity>,
     pub store: Store,
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
@@ -234,7 +236,7 @@ impl Registry {
         let spawned = pty::spawn(&spec);
         let insert = env
             .store
-            .insert_session(id, user_id, &shell_name, cols, rows, &now)
+            .insert_session(id, user_id, &env.identity.id, &shell_name, cols, rows, &now)
             .await;
         let spawned = match (spawned, insert) {
             (Ok(s), Ok(())) => s,

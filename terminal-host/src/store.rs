@@ -1,8 +1,8 @@
 //! terminal-host's tables (`terminal_sessions`, `terminal_command_history`,
-//! `terminal_recordings`) in the shared libSQL database, and the bridge that lets
+//! `terminal_recordings`; hosts and tickets in [`crate::hosts`]) in the shared libSQL database, and the bridge that lets
 //! `arcana_core`'s synchronous auth code read the users table.
 
-use arcana_core::db::{Db, DbError, Rows, Value};
+use arcana_core::db::{BUSY_RETRY_DELAYS_MS, Db, DbError, Rows, Value};
 use arcana_core::pagination::{Cursor, Page, PageRequest};
 pub use arcana_core::terminal::{TerminalCommand, TerminalSession};
 use arcana_db::Pool;
@@ -28,28 +28,32 @@ impl Store {
     }
 
     /// Runs a statement and collects its rows.
-    async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Rows> {
-        let conn = self.pool.get().await.map_err(err)?;
-        run(&conn, sql, params).await
+    /// Outside a transaction a statement refused as busy (another writer on the same
+    /// server) did not run: it is run again after [`BUSY_RETRY_DELAYS_MS`].
+    pub(crate) async fn query(&self, sql: &str, params: Vec<Value>) -> Result<Rows> {
+        let mut delays = BUSY_RETRY_DELAYS_MS.iter();
+        loop {
+            let conn = self.pool.get().await.map_err(err)?;
+            match run(&conn, sql, params.clone()).await {
+                Err(e) if arcana_core::db::is_busy(&e) => match delays.next() {
+                    Some(ms) => {
+                        drop(conn);
+                        tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
+                    }
+                    None => return Err(e),
+                },
+                other => return other,
+            }
+        }
     }
 
-    /// Marks sessions left `active` by a crash as closed; returns how many.
-    pub async fn close_orphaned_sessions(&self, now: &str) -> Result<usize> {
-        let rows = self
-            .query(
-                "UPDATE terminal_sessions SET status = 'closed', ended_at = ?1, end_reason = 'host_restart'
-                 WHERE status = 'active' RETURNING id",
-                vec![now.into()],
-            )
-            .await?;
-        Ok(rows.rows.len())
-    }
-
-    /// Records a new live session.
+    /// Records a new live session owned by `host_id`.
+    #[allow(clippy::too_many_arguments)]
     pub async fn insert_session(
         &self,
         id: &str,
         user_id: &str,
+        host_id: &str,
         shell: &str,
         cols: u16,
         rows: u16,
@@ -67,8 +71,8 @@ impl Store {
                 (rows as i64).into(),
             ],
         )
-        .await
-        .map(|_| ())
+        .await?;
+        self.set_owner(id, host_id).await
     }
 
     /// A session by id.
@@ -111,10 +115,25 @@ impl Store {
 
     /// Stores one executed command and updates the session's `last_command`, atomically.
     pub async fn insert_history(&self, row: &TerminalCommand) -> Result<()> {
-        let conn = self.pool.get().await.map_err(err)?;
-        conn.query_all("BEGIN IMMEDIATE", Vec::new())
-            .await
-            .map_err(err)?;
+        let mut delays = BUSY_RETRY_DELAYS_MS.iter();
+        let conn = loop {
+            let conn = self.pool.get().await.map_err(err)?;
+            match conn
+                .query_all("BEGIN IMMEDIATE", Vec::new())
+                .await
+                .map_err(err)
+            {
+                Ok(_) => break conn,
+                Err(e) if arcana_core::db::is_busy(&e) => match delays.next() {
+                    Some(ms) => {
+                        drop(conn);
+                        tokio::time::sleep(std::time::Duration::from_millis(*ms)).await;
+                    }
+                    None => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
+        };
         let result = async {
             run(
                 &conn,

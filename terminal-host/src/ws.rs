@@ -91,7 +91,7 @@ async fn prepare(
 ) -> Result<Target, HttpError> {
     check_origin(state, headers)?;
     let user = if let Some(ticket) = &query.ticket {
-        let user_id = state.tickets.redeem(ticket).ok_or_else(|| {
+        let user_id = state.store.redeem_ticket(ticket).await?.ok_or_else(|| {
             ApiError::unauthorized("invalid_ticket", "The ticket is unknown, used or expired.")
         })?;
         let db = state.store.blocking_db().await?;
@@ -126,6 +126,9 @@ async fn prepare(
     if let Some(row) = state.store.get_session(&id).await? {
         if row.user_id != user.id() {
             return Err(ApiError::not_found("session").into());
+        }
+        if let Some(owner) = state.store.other_owner(&id, &state.identity).await? {
+            return Err(on_other_host(&owner).into());
         }
         return Err(ApiError::conflict(
             "session_closed",
@@ -204,4 +207,19 @@ async fn connect(state: AppState, mut socket: WebSocket, target: Target) {
         let _ = socket.send(Message::Text(exit.to_string().into())).await;
         let _ = socket.send(Message::Close(None)).await;
     }
+}
+
+/// 409 for a live session whose shell runs on another terminal-host: the balancer should
+/// have sent the request there (by session id); the answer names the host, and no second
+/// shell is started for the id.
+pub fn on_other_host(owner: &crate::hosts::Owner) -> ApiError {
+    ApiError::conflict(
+        "session_on_other_host",
+        format!(
+            "This session runs on terminal-host {} ({}); connect there.",
+            owner.host_id, owner.advertise_url
+        ),
+    )
+    .with_header("x-arcana-terminal-host", owner.host_id.clone())
+    .with_header("content-location", owner.advertise_url.clone())
 }

@@ -8,6 +8,7 @@
 //! deserializes instead of compiling.
 
 pub mod backend;
+pub mod balancer;
 pub mod host;
 pub mod shell;
 pub mod sqld;

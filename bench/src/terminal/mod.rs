@@ -6,7 +6,7 @@
 //! `--through URL` (the runner's API address) terminal-host is measured through the
 //! one-origin proxy too.
 
-mod clients;
+pub mod clients;
 
 use std::time::{Duration, Instant};
 

@@ -155,6 +155,8 @@ pub enum DbError {
 /// transport errors) when a remote server is down or a stream expired.
 const UNAVAILABLE_MARKERS: &[&str] = &[
     "database is locked",
+    // sqld ends a transaction that held its write lock too long.
+    "Transaction timed out",
     "busy",
     "database unavailable",
     "error trying to connect",
@@ -195,6 +197,54 @@ impl From<DbError> for ApiError {
             }
             other => ApiError::internal(other),
         }
+    }
+}
+
+/// Waits before the retries of a statement the database refused as busy: about 1.3 s
+/// in all, longer than a writer holds the lock, shorter than a client's patience.
+pub const BUSY_RETRY_DELAYS_MS: [u64; 8] = [5, 10, 20, 40, 80, 160, 320, 640];
+
+/// Whether an error says the database was busy (`SQLITE_BUSY`, a lock held by another
+/// writer): the statement did not run, so running it again is safe outside a
+/// transaction (and for the `BEGIN` that opens one).
+pub fn is_busy(e: &DbError) -> bool {
+    matches!(e, DbError::Unavailable(m) if m.contains("database is locked") || m.contains("SQLITE_BUSY"))
+}
+
+/// Runs `run` again after each of [`BUSY_RETRY_DELAYS_MS`] while it fails as busy.
+/// Callers use it only for statements outside a transaction.
+pub fn retry_busy<T>(
+    mut run: impl FnMut() -> Result<T, DbError>,
+    sleep: impl Fn(std::time::Duration),
+) -> Result<T, DbError> {
+    let mut delays = BUSY_RETRY_DELAYS_MS.iter();
+    loop {
+        match run() {
+            Err(e) if is_busy(&e) => match delays.next() {
+                Some(ms) => sleep(std::time::Duration::from_millis(*ms)),
+                None => return Err(e),
+            },
+            other => return other,
+        }
+    }
+}
+
+/// How a statement changes the transaction state of its connection, by its first word:
+/// `Some(true)` opens one, `Some(false)` ends it.
+pub fn transaction_effect(sql: &str) -> Option<bool> {
+    let mut words = sql.split_whitespace();
+    let first = words.next().unwrap_or("").trim_end_matches(';');
+    if first.eq_ignore_ascii_case("BEGIN") || first.eq_ignore_ascii_case("SAVEPOINT") {
+        Some(true)
+    } else if first.eq_ignore_ascii_case("COMMIT") || first.eq_ignore_ascii_case("END") {
+        Some(false)
+    } else if first.eq_ignore_ascii_case("ROLLBACK") {
+        match words.next() {
+            Some(w) if w.eq_ignore_ascii_case("TO") => None,
+            _ => Some(false),
+        }
+    } else {
+        None
     }
 }
 

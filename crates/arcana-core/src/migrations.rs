@@ -30,6 +30,7 @@ pub const ALL: &[EmbeddedMigration] = &[
     migration!("0007_reply_streams.sql"),
     migration!("0008_message_tree.sql"),
     migration!("0009_access_tokens.sql"),
+    migration!("0010_terminal_hosts.sql"),
 ];
 
 #[cfg(test)]

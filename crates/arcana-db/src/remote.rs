@@ -12,6 +12,15 @@
 //! [`Error::Unavailable`] and the server has rolled the transaction back, so nothing is
 //! half-written. A request that could not even connect is retried once, because it
 //! certainly did not run. Every request is bounded in time.
+//!
+//! One transaction at a time per process reaches the server ([`TX_AT_ONCE`]); the
+//! others queue here, where a wait that runs out leaves nothing behind. Queued at the
+//! server instead, a `BEGIN` whose client gave up can still be granted the write lock,
+//! which then stays taken until that stream expires, while the writers behind it time
+//! out in turn. And a `BEGIN` the server refused (`database is locked`) still opened a
+//! stream: it is closed at once. Measured with two instances writing through sixteen
+//! connections to one sqld for half a minute: without either, writes stalled into 503s
+//! within seconds; with both, none failed (`arcana-bench scale`).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -34,12 +43,17 @@ type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 /// Longest wait for one request to the server; past it the statement is `Unavailable`.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Transactions of one process open at the server at once (see the module docs).
+pub const TX_AT_ONCE: usize = 1;
+
 /// One remote database: where it is and an HTTP client (with its own keep-alive pool).
 pub struct RemoteDb {
     http: Client<Https, Full<Bytes>>,
     /// The server's URL without a trailing slash.
     url: String,
     token: String,
+    /// Turns to have a transaction open at the server.
+    transactions: Arc<tokio::sync::Semaphore>,
 }
 
 impl RemoteDb {
@@ -57,6 +71,7 @@ impl RemoteDb {
             http,
             url: url.trim_end_matches('/').to_string(),
             token: token.to_string(),
+            transactions: Arc::new(tokio::sync::Semaphore::new(TX_AT_ONCE)),
         })
     }
 
@@ -128,10 +143,11 @@ enum SendError {
     Other(String),
 }
 
-/// An open transaction's server-side stream.
+/// An open transaction's server-side stream, and its turn.
 struct Stream {
     baton: String,
     pipeline_url: String,
+    _turn: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// A connection: no server state between statements, a stream while in a transaction.
@@ -211,9 +227,26 @@ impl RemoteConn {
     async fn run(&self, request: StreamRequest, effect: TxEffect) -> Result<StreamResponse, Error> {
         let current = self.stream.lock().expect("stream lock").take();
         let in_tx = current.is_some();
-        let (baton, url) = match current {
-            Some(s) => (Some(s.baton), s.pipeline_url),
-            None => (None, format!("{}/v3/pipeline", self.db.url)),
+        let (baton, url, turn) = match current {
+            Some(s) => (Some(s.baton), s.pipeline_url, Some(s._turn)),
+            None => (None, format!("{}/v3/pipeline", self.db.url), None),
+        };
+        // A new transaction waits for its turn here, not at the server.
+        let turn = match (turn, &effect) {
+            (Some(t), _) => Some(t),
+            (None, TxEffect::Begins) => {
+                let wait = self.db.transactions.clone().acquire_owned();
+                match tokio::time::timeout(REQUEST_TIMEOUT, wait).await {
+                    Ok(Ok(permit)) => Some(permit),
+                    Ok(Err(_)) => return Err(Error::Unavailable("the pool is closed".into())),
+                    Err(_) => {
+                        return Err(Error::Unavailable(format!(
+                            "no turn for a transaction within {REQUEST_TIMEOUT:?}: the database is busy"
+                        )));
+                    }
+                }
+            }
+            (None, _) => None,
         };
         let keep_open = match effect {
             TxEffect::Begins => true,
@@ -247,8 +280,26 @@ impl RemoteConn {
             }) if !a.is_autocommit
         );
         if keep_open
+            && !still_in_tx
+            && let Some(baton) = resp.baton.clone()
+        {
+            // The statement meant to open a transaction failed (e.g. `database is
+            // locked`): the server kept the stream open for us; close it now rather than
+            // leave it to expire.
+            let db = self.db.clone();
+            let close = PipelineReqBody {
+                baton: Some(baton),
+                requests: vec![StreamRequest::Close(CloseStreamReq {})],
+            };
+            let url = url.clone();
+            tokio::spawn(async move {
+                let _ = db.pipeline(&url, &close).await;
+            });
+        }
+        if keep_open
             && still_in_tx
             && let Some(baton) = resp.baton
+            && let Some(turn) = turn
         {
             let pipeline_url = match resp.base_url {
                 Some(base) => format!("{}/v3/pipeline", base.trim_end_matches('/')),
@@ -257,6 +308,7 @@ impl RemoteConn {
             *self.stream.lock().expect("stream lock") = Some(Stream {
                 baton,
                 pipeline_url,
+                _turn: turn,
             });
         }
         match first {

@@ -4,7 +4,7 @@
 
 mod outbound;
 
-use std::cell::{OnceCell, RefCell};
+use std::cell::RefCell;
 
 use arcana_core::api::{self, BodyWriter, HostIo, ResponseStreamer, Route};
 use arcana_core::db::{Db, DbError, Rows, Value};
@@ -18,27 +18,58 @@ use spin_sdk::sqlite;
 /// The `default` database through Spin's SQLite interface, opened on first use.
 #[derive(Default)]
 pub struct SpinDb {
-    conn: OnceCell<sqlite::Connection>,
+    conn: RefCell<Option<std::rc::Rc<sqlite::Connection>>>,
+    /// Whether a transaction is open on the connection: a busy statement is retried
+    /// only outside one.
+    in_transaction: std::cell::Cell<bool>,
 }
 
 impl SpinDb {
-    fn conn(&self) -> Result<&sqlite::Connection, DbError> {
-        if let Some(c) = self.conn.get() {
-            return Ok(c);
+    fn conn(&self) -> Result<std::rc::Rc<sqlite::Connection>, DbError> {
+        if let Some(c) = self.conn.borrow().as_ref() {
+            return Ok(c.clone());
         }
-        let c = sqlite::Connection::open_default()
-            .map_err(|e| DbError::Unavailable(format!("cannot open database: {e}")))?;
-        Ok(self.conn.get_or_init(|| c))
+        let c = std::rc::Rc::new(
+            sqlite::Connection::open_default()
+                .map_err(|e| DbError::Unavailable(format!("cannot open database: {e}")))?,
+        );
+        *self.conn.borrow_mut() = Some(c.clone());
+        Ok(c)
     }
 }
 
 impl Db for SpinDb {
     fn query(&self, sql: &str, params: &[Value]) -> Result<Rows, DbError> {
         let params: Vec<sqlite::Value> = params.iter().map(to_spin).collect();
-        let result = self.conn()?.execute(sql, &params).map_err(|e| match e {
-            sqlite::Error::Io(msg) => DbError::from_message(msg),
-            other => DbError::Unavailable(other.to_string()),
-        })?;
+        let in_transaction = self.in_transaction.get();
+        let run = || {
+            let result = self.conn()?.execute(sql, &params).map_err(|e| match e {
+                sqlite::Error::Io(msg) => DbError::from_message(msg),
+                other => DbError::Unavailable(other.to_string()),
+            });
+            // A remote connection (Spin's libSQL client) may keep the state of a
+            // statement refused as busy: the retry goes out on a new connection.
+            if !in_transaction && result.as_ref().is_err_and(arcana_core::db::is_busy) {
+                self.conn.borrow_mut().take();
+            }
+            result
+        };
+        // Another writer holding the lock (another instance on the same libSQL server)
+        // makes a statement fail as busy without running: outside a transaction it is
+        // run again shortly, so a moment of contention is not a 503.
+        let effect = arcana_core::db::transaction_effect(sql);
+        let result = if in_transaction {
+            run()
+        } else {
+            arcana_core::db::retry_busy(run, std::thread::sleep)
+        };
+        match (&result, effect) {
+            (Ok(_), Some(opens)) => self.in_transaction.set(opens),
+            // A failed COMMIT or ROLLBACK may or may not have ended it; the next
+            // statement then is not retried, which is the safe side.
+            _ => {}
+        }
+        let result = result?;
         Ok(Rows {
             columns: result.columns,
             rows: result
