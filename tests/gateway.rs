@@ -51,7 +51,7 @@ async fn post(
 }
 
 /// The JSON chunks of an event stream, and whether it ended with `[DONE]`.
-fn chunks(text: &str) -> (Vec<Value>, bool) {
+fn sse_chunks(text: &str) -> (Vec<Value>, bool) {
     let mut out = Vec::new();
     let mut done = false;
     for line in text.lines() {
@@ -102,7 +102,7 @@ both_hosts! {
                        "stream_options": {"include_usage": include_usage}}), &[]).await;
             assert_eq!(status, 200, "{text}");
             assert_eq!(headers["content-type"], "text/event-stream");
-            let (chunks, done) = chunks(&text);
+            let (chunks, done) = sse_chunks(&text);
             assert!(done, "{text}");
             let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
             assert_eq!(content, "echo: stream me please");
@@ -202,7 +202,7 @@ both_hosts! {
         let (status, _, text) = post(&env, "/v1/chat/completions", &token,
             json!({"model": "cut", "messages": user("cut me off"), "stream": true}), &[]).await;
         assert_eq!(status, 200);
-        let (chunks, done) = chunks(&text);
+        let (chunks, done) = sse_chunks(&text);
         assert!(!done, "{text}");
         assert!(chunks.iter().any(|c| c["choices"][0]["delta"]["content"].is_string()), "{text}");
         assert_eq!(chunks.last().unwrap()["error"]["code"], "malformed_response", "{text}");
@@ -287,7 +287,7 @@ both_hosts! {
             json!({"model": claude, "messages": user("find dogs"), "tools": tools, "stream": true,
                    "stream_options": {"include_usage": true}}), &[]).await;
         assert_eq!(status, 200, "{text}");
-        let (chunks, done) = chunks(&text);
+        let (chunks, done) = sse_chunks(&text);
         assert!(done);
         let args: String = chunks.iter()
             .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
@@ -295,6 +295,20 @@ both_hosts! {
         assert_eq!(serde_json::from_str::<Value>(&args).unwrap()["echo"], "find dogs");
         assert!(chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "tool_calls"));
         assert_eq!(chunks.last().unwrap()["usage"]["completion_tokens"], 7);
+
+        // Plain text streamed from Anthropic: content deltas, a stop, usage, [DONE].
+        env.model(&an, "claude-echo", false).await;
+        let (status, _, text) = post(&env, "/v1/chat/completions", &token,
+            json!({"model": "claude-echo", "messages": user("say it slowly"), "stream": true,
+                   "stream_options": {"include_usage": true}}), &[]).await;
+        assert_eq!(status, 200, "{text}");
+        let (text_chunks, done) = sse_chunks(&text);
+        assert!(done, "{text}");
+        assert_eq!(text_chunks[0]["object"], "chat.completion.chunk");
+        let content: String = text_chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+        assert_eq!(content, "echo: say it slowly");
+        assert!(text_chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop"), "{text}");
+        assert!(text_chunks.last().unwrap()["usage"]["prompt_tokens"].as_i64().unwrap() > 0);
 
         // A tool result goes back as a tool_result block.
         let (status, _, text) = post(&env, "/v1/chat/completions", &token,

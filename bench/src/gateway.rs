@@ -155,13 +155,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .map(|r| r.iter().filter_map(|r| r["calls"].as_i64()).sum())
         .unwrap_or(0);
     println!("ledger rows written by the gateway during the run: {calls}");
-    if let Some(dir) = std::path::Path::new(&args.out).parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(
-        &args.out,
-        serde_json::to_string_pretty(&Value::Array(rows))?,
-    )?;
-    println!("results written to {}", args.out);
+    crate::write_results(&args.out, &Value::Array(rows))?;
     Ok(())
 }

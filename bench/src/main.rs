@@ -65,6 +65,16 @@ struct Args {
     out: String,
 }
 
+/// Writes a benchmark's results as pretty JSON to `out`, creating its folder.
+pub fn write_results(out: &str, results: &serde_json::Value) -> anyhow::Result<()> {
+    if let Some(dir) = std::path::Path::new(out).parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(out, serde_json::to_string_pretty(results)?)?;
+    println!("results written to {out}");
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse() {

@@ -207,13 +207,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "(one machine, {} cores: sqld, both instances, two terminal-hosts, HAProxy and this load generator share them)",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    if let Some(dir) = std::path::Path::new(&args.out).parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(
-        &args.out,
-        serde_json::to_string_pretty(&Value::Array(rows))?,
-    )?;
-    println!("results written to {}", args.out);
+    crate::write_results(&args.out, &Value::Array(rows))?;
     Ok(())
 }

@@ -182,7 +182,7 @@ impl Store {
         };
         let valid =
             arcana_core::time::parse(&r.text(1)?).is_some_and(|e| e > arcana_core::time::now());
-        Ok(valid.then(|| r.text(0)).transpose()?)
+        valid.then(|| r.text(0)).transpose()
     }
 }
 

@@ -89,10 +89,7 @@ impl Balancer {
 
     /// `ws://…/ws/shell/{id}{query}` through the balancer.
     pub fn ws_url(&self, session_id: &str, query: &str) -> String {
-        format!(
-            "{}/ws/shell/{session_id}{query}",
-            self.url.replacen("http://", "ws://", 1)
-        )
+        crate::shell_ws_url(&self.url, session_id, query)
     }
 
     /// HAProxy's log so far (its warnings, servers going down and up, included).

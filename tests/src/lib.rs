@@ -456,6 +456,15 @@ pub async fn static_server(body: &'static str) -> std::net::SocketAddr {
     addr
 }
 
+/// `ws://HOST/ws/shell/{id}{query}` for a server at `http://HOST` (terminal-host, or a
+/// balancer in front of several).
+pub fn shell_ws_url(base: &str, session_id: &str, query: &str) -> String {
+    format!(
+        "{}/ws/shell/{session_id}{query}",
+        base.replacen("http://", "ws://", 1)
+    )
+}
+
 /// A running `terminal-host`, sharing a runner's database; killed when dropped.
 pub struct TerminalHost {
     child: Child,
@@ -533,10 +542,7 @@ impl TerminalHost {
 
     /// `ws://.../ws/shell/{id}` plus a query string.
     pub fn ws_url(&self, session_id: &str, query: &str) -> String {
-        format!(
-            "{}/ws/shell/{session_id}{query}",
-            self.url.replacen("http://", "ws://", 1)
-        )
+        shell_ws_url(&self.url, session_id, query)
     }
 
     /// The process id.

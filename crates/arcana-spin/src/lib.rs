@@ -63,11 +63,10 @@ impl Db for SpinDb {
         } else {
             arcana_core::db::retry_busy(run, std::thread::sleep)
         };
-        match (&result, effect) {
-            (Ok(_), Some(opens)) => self.in_transaction.set(opens),
-            // A failed COMMIT or ROLLBACK may or may not have ended it; the next
-            // statement then is not retried, which is the safe side.
-            _ => {}
+        // A failed COMMIT or ROLLBACK may or may not have ended the transaction; the
+        // next statement then is not retried, which is the safe side.
+        if let (Ok(_), Some(opens)) = (&result, effect) {
+            self.in_transaction.set(opens);
         }
         let result = result?;
         Ok(Rows {
