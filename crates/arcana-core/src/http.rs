@@ -97,6 +97,30 @@ impl ApiRequest {
     }
 }
 
+impl ApiRequest {
+    /// [`ApiRequest::json`] for a body type that flattens another (serde's
+    /// `deny_unknown_fields` does not work with `flatten`): a key not in `known` is a
+    /// 422 naming it, as `deny_unknown_fields` would refuse it.
+    pub fn json_with_fields<T: DeserializeOwned>(&self, known: &[&str]) -> ApiResult<T> {
+        let value: serde_json::Value = self.json()?;
+        if let Some(unknown) = value
+            .as_object()
+            .and_then(|o| o.keys().find(|k| !known.contains(&k.as_str())))
+        {
+            return Err(ApiError::validation(vec![FieldError {
+                field: unknown.clone(),
+                message: format!("unknown field, expected one of: {}", known.join(", ")),
+            }]));
+        }
+        serde_json::from_value(value).map_err(|e| {
+            ApiError::validation(vec![FieldError {
+                field: "body".into(),
+                message: e.to_string(),
+            }])
+        })
+    }
+}
+
 /// Parses JSON bytes with the API's error mapping.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> ApiResult<T> {
     serde_json::from_slice(bytes).map_err(|e| match e.classify() {

@@ -338,23 +338,12 @@ mod tests {
 
     #[test]
     fn chatgpt_tree_with_a_system_root_and_an_edit() {
-        let doc = json!([{
-            "title": "Trip", "create_time": 1700000000.5, "current_node": "a2",
-            "mapping": {
-                "root": {"id": "root", "message": null, "parent": null, "children": ["sys"]},
-                "sys": {"id": "sys", "parent": "root", "children": ["u1", "u1b"], "message": {
-                    "author": {"role": "system"}, "content": {"content_type": "text", "parts": [""]}}},
-                "u1": {"id": "u1", "parent": "sys", "children": ["a1"], "message": {"author": {"role": "user"},
-                    "create_time": 1700000001.0, "content": {"content_type": "text", "parts": ["hi"]}}},
-                "a1": {"id": "a1", "parent": "u1", "children": [], "message": {"author": {"role": "assistant"},
-                    "create_time": 1700000002.0, "metadata": {"model_slug": "gpt-4o"},
-                    "content": {"content_type": "text", "parts": ["hello"]}}},
-                "u1b": {"id": "u1b", "parent": "sys", "children": ["a2"], "message": {"author": {"role": "user"},
-                    "create_time": 1700000003.0, "content": {"content_type": "text", "parts": ["hi again"]}}},
-                "a2": {"id": "a2", "parent": "u1b", "children": [], "message": {"author": {"role": "assistant"},
-                    "create_time": 1700000004.0, "content": {"content_type": "text", "parts": ["hey"]}}}
-            }
-        }]);
+        // A hidden root, a system message, an edited first question (the same file the
+        // black-box import test sends).
+        let doc: Value = serde_json::from_str(include_str!(
+            "../../../tests/fixtures/chatgpt-branches.json"
+        ))
+        .unwrap();
         let convs = chatgpt(&doc).unwrap();
         let c = &convs[0];
         assert_eq!(c.title, "Trip");

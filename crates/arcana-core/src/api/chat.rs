@@ -229,7 +229,6 @@ pub fn clear(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiRe
 
 /// Body of `POST /api/chat`.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ChatRequest {
     /// Continue this conversation; absent: start one titled from the message.
     #[serde(default)]
@@ -239,17 +238,9 @@ pub struct ChatRequest {
     #[serde(default)]
     pub parent_id: Option<String>,
     pub message: String,
-    /// A model id or provider model name; otherwise routing chooses.
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    /// Answer as `text/event-stream`.
-    #[serde(default)]
-    pub stream: bool,
-    /// Inject context memory into the prompt (default true).
-    #[serde(default = "super::turns::yes")]
-    pub use_memory: bool,
+    /// Model, tags, streaming and memory, as for a regeneration.
+    #[serde(flatten)]
+    pub options: super::turns::ReplyOptions,
 }
 
 /// Answer of `POST /api/chat` (and data of the final `done` event when streaming).
@@ -381,7 +372,9 @@ pub(super) fn build_prompt(
               (status = 502, body = crate::error::Problem), (status = 504, body = crate::error::Problem)))]
 pub fn send(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
     let caller = ctx.authenticate(req)?;
-    let body: ChatRequest = req.json()?;
+    let known =
+        super::turns::ReplyOptions::fields_with(&["conversation_id", "parent_id", "message"]);
+    let body: ChatRequest = req.json_with_fields(&known)?;
     super::turns::check_message(&body.message, "message")?;
     if body.parent_id.is_some() && body.conversation_id.is_none() {
         return Err(ApiError::new(
@@ -397,12 +390,7 @@ pub fn send(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiRes
             .map(super::turns::Parent::At)
             .unwrap_or(super::turns::Parent::ActiveLeaf),
         prompt: super::turns::Prompt::New(body.message),
-        options: super::turns::ReplyOptions {
-            model: body.model,
-            tags: body.tags,
-            stream: body.stream,
-            use_memory: body.use_memory,
-        },
+        options: body.options,
     };
     super::turns::answer(ctx, &caller, turn)
 }

@@ -184,6 +184,55 @@ mod schema_tests {
     }
 
     #[test]
+    fn reply_options_fields_are_the_ones_bodies_accept() {
+        let s = schemas();
+        let mut documented: Vec<String> = s["ReplyOptions"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        documented.sort();
+        let mut accepted: Vec<String> = crate::api::turns::ReplyOptions::FIELDS
+            .iter()
+            .map(|f| f.to_string())
+            .collect();
+        accepted.sort();
+        assert_eq!(documented, accepted);
+        // The bodies that flatten the options document them too.
+        for body in ["ChatRequest", "EditRequest"] {
+            assert!(
+                s[body].to_string().contains("ReplyOptions")
+                    || s[body].to_string().contains("use_memory"),
+                "{body}: {}",
+                s[body]
+            );
+        }
+    }
+
+    #[test]
+    fn flattened_bodies_refuse_unknown_fields_and_read_the_options() {
+        use crate::http::ApiRequest;
+        let known = crate::api::turns::ReplyOptions::fields_with(&["message"]);
+        let req = |v: serde_json::Value| ApiRequest::new("POST", "/api/chat").json_body(&v);
+        let body: crate::api::chat::ChatRequest = req(serde_json::json!(
+            {"message": "hi", "model": "m", "tags": ["code"], "stream": true, "use_memory": false}))
+        .json_with_fields(&known)
+        .unwrap();
+        assert_eq!(body.options.model.as_deref(), Some("m"));
+        assert_eq!(body.options.tags, ["code"]);
+        assert!(body.options.stream && !body.options.use_memory);
+        let defaults: crate::api::chat::ChatRequest = req(serde_json::json!({"message": "hi"}))
+            .json_with_fields(&known)
+            .unwrap();
+        assert!(defaults.options.use_memory && !defaults.options.stream);
+        let e = req(serde_json::json!({"message": "hi", "modle": "m"}))
+            .json_with_fields::<crate::api::chat::ChatRequest>(&known)
+            .unwrap_err();
+        assert_eq!((e.status, e.errors[0].field.as_str()), (422, "modle"));
+    }
+
+    #[test]
     fn memory_values_are_any_json() {
         let s = schemas();
         for schema in ["MemoryInput", "Memory"] {

@@ -34,10 +34,10 @@ pub enum Prompt {
     Existing(Box<ChatMessage>),
 }
 
-/// How a reply is made (the body of `POST /api/chat/messages/{id}/regenerate`, and part
-/// of `POST /api/chat` and of an edit).
+/// How a reply is made (the body of `POST /api/chat/messages/{id}/regenerate`, and
+/// flattened into `POST /api/chat` and an edit). Unknown fields are refused by
+/// [`ApiRequest::json_with_fields`] with [`ReplyOptions::FIELDS`].
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct ReplyOptions {
     /// A model id or provider model name; otherwise routing chooses.
     #[serde(default)]
@@ -53,6 +53,16 @@ pub struct ReplyOptions {
     pub use_memory: bool,
 }
 
+impl ReplyOptions {
+    /// The body fields of the options (a test checks them against the type).
+    pub const FIELDS: &[&str] = &["model", "tags", "stream", "use_memory"];
+
+    /// `FIELDS` and a body type's own fields: what [`ApiRequest::json_with_fields`] accepts.
+    pub fn fields_with(own: &[&'static str]) -> Vec<&'static str> {
+        own.iter().chain(Self::FIELDS).copied().collect()
+    }
+}
+
 impl Default for ReplyOptions {
     fn default() -> Self {
         ReplyOptions {
@@ -65,7 +75,7 @@ impl Default for ReplyOptions {
 }
 
 /// Serde's default for `use_memory`.
-pub(super) fn yes() -> bool {
+fn yes() -> bool {
     true
 }
 
@@ -275,7 +285,7 @@ pub fn regenerate(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiRe
     let options: ReplyOptions = if req.body.is_empty() {
         ReplyOptions::default()
     } else {
-        req.json()?
+        req.json_with_fields(ReplyOptions::FIELDS)?
     };
     if reply.sender != Sender::Llm {
         return Err(ApiError::new(
@@ -303,18 +313,11 @@ pub fn regenerate(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiRe
 /// Body of `PUT /api/chat/messages/{id}`: the new text, and the reply's options as in
 /// `POST /api/chat`.
 #[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
 pub struct EditRequest {
     /// The new text.
     pub content: String,
-    #[serde(default)]
-    pub model: Option<String>,
-    #[serde(default)]
-    pub tags: Vec<String>,
-    #[serde(default)]
-    pub stream: bool,
-    #[serde(default = "yes")]
-    pub use_memory: bool,
+    #[serde(flatten)]
+    pub options: ReplyOptions,
 }
 
 /// Edits the user message `message_id`: the new text is added as its sibling (the
@@ -328,7 +331,7 @@ pub struct EditRequest {
 pub fn edit(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {
     let caller = ctx.authenticate(req)?;
     let original = own_message(ctx, &caller, params.get("message_id").unwrap_or_default())?;
-    let body: EditRequest = req.json()?;
+    let body: EditRequest = req.json_with_fields(&ReplyOptions::fields_with(&["content"]))?;
     check_message(&body.content, "content")?;
     if original.sender != Sender::User {
         return Err(ApiError::new(
@@ -341,12 +344,7 @@ pub fn edit(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<A
         conversation_id: Some(original.conversation_id),
         parent: original.parent_id.map(Parent::At).unwrap_or(Parent::Root),
         prompt: Prompt::New(body.content),
-        options: ReplyOptions {
-            model: body.model,
-            tags: body.tags,
-            stream: body.stream,
-            use_memory: body.use_memory,
-        },
+        options: body.options,
     };
     answer(ctx, &caller, turn)
 }
