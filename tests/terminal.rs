@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use arcana_tests::both_hosts;
 use arcana_tests::shell::{self, Ws, next_json, read_until, send};
-use arcana_tests::{Runner, RunnerOptions, TerminalHost, client, login};
+use arcana_tests::{Runner, RunnerOptions, TerminalHost, children_of, client, login};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -173,27 +173,6 @@ both_hosts! {
 fn process_state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit(')').next()?.trim().chars().next()
-}
-
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
-            let after = stat.rsplit(')').next().unwrap_or("");
-            let ppid: u32 = after
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-            if ppid == pid {
-                out.push(p);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test]

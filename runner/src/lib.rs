@@ -18,6 +18,7 @@
 //! - [`build_cmd`]: `arcana build`.
 //! - [`dotenv`]: `.env` values and generated development secrets.
 //! - [`sidecar`]: starting terminal-host beside the components.
+//! - [`terminal_proxy`]: terminal-host's paths on the API's address (one origin).
 
 pub mod app;
 pub mod build_cmd;
@@ -31,4 +32,5 @@ pub mod outbound_client;
 pub mod routes;
 pub mod server;
 pub mod sidecar;
+pub mod terminal_proxy;
 pub mod variables;

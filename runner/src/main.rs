@@ -224,12 +224,11 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     let terminal_host = if args.no_terminal_host {
         None
     } else {
-        start_terminal_host(&manifest, &args, &app).await?
+        start_terminal_host(&manifest, &args, &app, addr).await?
     };
-    let terminal_scrape =
-        terminal_host
-            .as_ref()
-            .map(|t| arcana_runner::metrics::TerminalHostScrape {
+    let terminal_link = match &terminal_host {
+        Some(t) => Some(server::TerminalHostLink {
+            scrape: arcana_runner::metrics::TerminalHostScrape {
                 url: format!("{}/metrics", t.url),
                 token: app
                     .variables
@@ -237,9 +236,18 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
                     .unwrap_or_default()
                     .to_string(),
                 state: t.state.clone(),
-            });
+            },
+            proxy: arcana_runner::terminal_proxy::TerminalProxy::new(
+                t.url
+                    .trim_start_matches("http://")
+                    .parse()
+                    .context("terminal-host's address")?,
+            ),
+        }),
+        None => None,
+    };
 
-    server::run(listener, app, terminal_scrape, shutdown_signal()).await?;
+    server::run(listener, app, terminal_link, shutdown_signal()).await?;
     if let Some(t) = terminal_host {
         t.stop().await;
     }
@@ -268,6 +276,7 @@ async fn start_terminal_host(
     manifest: &Manifest,
     args: &UpArgs,
     app: &App,
+    api_addr: SocketAddr,
 ) -> anyhow::Result<Option<arcana_runner::sidecar::Supervised>> {
     let Some(path) = arcana_runner::sidecar::terminal_host_path() else {
         eprintln!(
@@ -298,12 +307,22 @@ async fn start_terminal_host(
     if let Some(token) = app.variables.get("metrics_token") {
         env.push(("SPIN_VARIABLE_METRICS_TOKEN".to_string(), token.to_string()));
     }
-    if let Some(origins) = app.variables.get("cors_allowed_origins") {
-        env.push((
-            "ARCANA_TERMINAL_ALLOWED_ORIGINS".to_string(),
-            origins.to_string(),
-        ));
-    }
+    // The configured browser origins, and the API's own: the console served there opens
+    // shells through the one-origin proxy.
+    let mut origins: Vec<String> = app
+        .variables
+        .get("cors_allowed_origins")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_string)
+        .collect();
+    origins.extend(own_origins(api_addr));
+    env.push((
+        "ARCANA_TERMINAL_ALLOWED_ORIGINS".to_string(),
+        origins.join(","),
+    ));
     let supervised = arcana_runner::sidecar::Supervised::start(&path, &cli, &env)
         .await
         .with_context(|| format!("cannot start {}", path.display()))?;
@@ -314,6 +333,20 @@ async fn start_terminal_host(
         url.replacen("http://", "ws://", 1)
     );
     Ok(Some(supervised))
+}
+
+/// The origins a browser sees for the API at `addr`: `http://addr`, and the `localhost`
+/// spelling of a loopback address. A wildcard address has no origin of its own: the
+/// origins users type go in `cors_allowed_origins`.
+fn own_origins(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    match addr.ip() {
+        ip if ip.is_unspecified() => Vec::new(),
+        ip if ip.is_loopback() => {
+            vec![format!("http://{addr}"), format!("http://localhost:{port}")]
+        }
+        _ => vec![format!("http://{addr}")],
+    }
 }
 
 async fn shutdown_signal() {

@@ -27,6 +27,7 @@ use crate::app::{App, EPOCH_TICK, Target};
 use crate::host::{HostState, OutboundHooks};
 use crate::metrics::{RequestMetrics, TerminalHostScrape};
 use crate::routes::RouteMatch;
+use crate::terminal_proxy::{TerminalProxy, is_terminal_path};
 
 type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
 
@@ -38,6 +39,16 @@ struct Server {
     outbound: crate::outbound_client::OutboundClient,
     metrics: RequestMetrics,
     terminal_scrape: Option<TerminalHostScrape>,
+    /// terminal-host's paths on the API's address (one origin), when it runs.
+    terminal_proxy: Option<TerminalProxy>,
+}
+
+/// What the runner knows of the terminal-host it supervises.
+pub struct TerminalHostLink {
+    /// Where `/metrics` finds its figures.
+    pub scrape: TerminalHostScrape,
+    /// Where its paths are proxied.
+    pub proxy: TerminalProxy,
 }
 
 /// The application route whose 200 answers get the runner's metrics appended.
@@ -48,11 +59,12 @@ pub const STATUS_ROUTE: &str = "/api/arcana/status";
 
 /// Serves `app` on `listener` until `shutdown` resolves, then lets open requests finish.
 /// Connections and bodies are limited by `app.limits.front_door`.
-/// `terminal_scrape` is where `/metrics` finds terminal-host's figures, when it runs.
+/// `terminal` is the supervised terminal-host, when it runs: its figures join `/metrics`
+/// and its paths are served here too.
 pub async fn run(
     listener: TcpListener,
     app: App,
-    terminal_scrape: Option<TerminalHostScrape>,
+    terminal: Option<TerminalHostLink>,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let engine = app.engine.clone();
@@ -76,7 +88,8 @@ pub async fn run(
         permits,
         outbound: crate::outbound_client::OutboundClient::new(),
         metrics: RequestMetrics::new(),
-        terminal_scrape,
+        terminal_scrape: terminal.as_ref().map(|t| t.scrape.clone()),
+        terminal_proxy: terminal.map(|t| t.proxy),
     });
     // The front door reads each body whole before `handle` runs, so only requests that
     // are ready take one of the execution permits (see arcana_serve).
@@ -111,6 +124,14 @@ impl Server {
             // A request without Host has no URL to give a component; Spin drops the
             // connection, the runner says why (RFC 9112: 400).
             _ if !has_host => empty(StatusCode::BAD_REQUEST),
+            _ if self.terminal_proxy.is_some() && is_terminal_path(&path) => {
+                route = "terminal-host".into();
+                if let Ok(v) = HeaderValue::from_str(&request_id) {
+                    req.headers_mut().insert(X_REQUEST_ID, v);
+                }
+                let proxy = self.terminal_proxy.as_ref().expect("checked above");
+                proxy.forward(req, client).await
+            }
             // As Spin: an empty 404 (an application that wants a JSON 404 routes `/...`).
             None => empty(StatusCode::NOT_FOUND),
             Some((matched, Target::Static(i))) => {

@@ -322,10 +322,21 @@ pub fn session_members(sid: u32) -> Vec<u32> {
 }
 
 /// Where each user's shell home is: `<root>/<user id>`, created for the shell user
-/// with mode 0700 (the root itself 0711, so users cannot list each other).
+/// with mode 0700 (the root itself 0711, so users cannot list each other). Folders
+/// created above the root get 0755 whatever the umask (terminal-host runs with 077),
+/// so that the shell user can reach its home through them.
 pub fn prepare_home(root: &Path, user_id: &str, shell_user: &ShellUser) -> io::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
+    let missing: Vec<PathBuf> = root
+        .ancestors()
+        .skip(1)
+        .take_while(|dir| !dir.as_os_str().is_empty() && !dir.exists())
+        .map(Path::to_path_buf)
+        .collect();
     std::fs::create_dir_all(root)?;
+    for dir in missing {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))?;
+    }
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o711))?;
     let safe: String = user_id
         .chars()
@@ -345,4 +356,34 @@ pub fn prepare_home(root: &Path, user_id: &str, shell_user: &ShellUser) -> io::R
         .map_err(io::Error::from)?;
     }
     Ok(home)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn folders_made_above_the_home_root_can_be_passed_through() {
+        let base = tempfile::tempdir().unwrap();
+        let root = base.path().join("var/lib/arcana/shell-homes");
+        let before = std::fs::metadata(base.path()).unwrap().permissions().mode() & 0o777;
+        // The service's own umask (077) must not leave the shell user outside.
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+        let user = ShellUser {
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+            name: "me".into(),
+        };
+        let home = prepare_home(&root, "user-1", &user);
+        nix::sys::stat::umask(old);
+        let home = home.unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&base.path().join("var")), 0o755);
+        assert_eq!(mode(&base.path().join("var/lib/arcana")), 0o755);
+        assert_eq!(mode(&root), 0o711);
+        assert_eq!(mode(&home), 0o700);
+        // The folder that existed before keeps its mode.
+        assert_eq!(mode(base.path()), before);
+    }
 }

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod balancer;
 pub mod host;
+pub mod origin;
 pub mod shell;
 pub mod sqld;
 pub mod sse;
@@ -600,6 +601,38 @@ pub(crate) fn rand_u64() -> u64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u64(1);
     h.finish()
+}
+
+/// The processes whose parent is `pid` (from /proc).
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) {
+            let after = stat.rsplit(')').next().unwrap_or("");
+            let ppid: u32 = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            if ppid == pid {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// The children of `pid` running the program `comm` (e.g. `terminal-host`).
+pub fn children_named(pid: u32, comm: &str) -> Vec<u32> {
+    children_of(pid)
+        .into_iter()
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+        .collect()
 }
 
 /// Logs in and returns the access token; panics when the login fails.

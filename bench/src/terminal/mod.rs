@@ -3,8 +3,8 @@
 //! one run: output throughput, echo of one key, a burst of 8 keys, Enter to the next
 //! prompt, connect to first output byte, server CPU per keystroke and per MB, server
 //! memory per idle session, and memory kept after bulk sessions ended. With
-//! `--through URL` (the runner's API address) terminal-host is measured through the
-//! one-origin proxy too.
+//! `--proxy true` the runner's own terminal-host is measured directly and through the
+//! runner's one-origin proxy (the API port), interleaved in the same rounds.
 
 pub mod clients;
 
@@ -14,6 +14,9 @@ use arcana_tests::{Runner, RunnerOptions, TerminalHost};
 use serde_json::{Value, json};
 
 use clients::{Source, Term};
+
+/// The names of the targets measured on the runner's own terminal-host (`--proxy`).
+const RUNNER_TARGETS: &str = "runner's terminal-host";
 
 /// Options of the terminal benchmark.
 #[derive(clap::Parser)]
@@ -364,13 +367,27 @@ impl Servers {
         if args.wants("bare-pty") {
             targets.push(("bare PTY".to_string(), Source::BarePty, None));
         }
-        if args.proxy && runner.terminal_url.is_some() {
-            // The runner's own terminal-host, reached through the API port.
-            let source = Source::TerminalHost {
+        if let (true, Some(direct)) = (args.proxy, &runner.terminal_url) {
+            // The runner's own terminal-host, directly and through the API port: the
+            // same process both ways, so the difference is the one-origin proxy.
+            let direct = Source::TerminalHost {
+                base: direct.clone(),
+                token: token.to_string(),
+            };
+            let th_pid = arcana_tests::children_named(runner.pid(), "terminal-host")
+                .first()
+                .copied();
+            targets.push((format!("{RUNNER_TARGETS}, direct"), direct, th_pid));
+            let proxied = Source::TerminalHost {
                 base: runner.url.clone(),
                 token: token.to_string(),
             };
-            targets.push(("terminal-host via API port".to_string(), source, None));
+            // CPU figures here are the runner's: what the proxy costs.
+            targets.push((
+                format!("{RUNNER_TARGETS} via API port (CPU: runner)"),
+                proxied,
+                Some(runner.pid()),
+            ));
         }
         targets
     }
@@ -431,7 +448,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut memory_figures = serde_json::Map::new();
     let servers = Servers::start(&runner, &args)?;
     for (name, source, pid) in servers.targets(&args, &runner, &token) {
-        let Some(pid) = pid else { continue };
+        // The runner's terminal-host keeps its default session limit: no memory phase.
+        let Some(pid) = pid.filter(|_| !name.starts_with(RUNNER_TARGETS)) else {
+            continue;
+        };
         let closer = close_for(&source);
         let close: &dyn Fn(u64) -> futures::future::BoxFuture<'static, ()> = match &closer {
             Some(c) => c,

@@ -21,6 +21,7 @@
 //! - [`terminal`]: the shapes of terminal-host's REST API.
 //! - [`api`]: the endpoints, one module per component, and the OpenAPI document.
 //! - [`migrations`]: the numbered SQL files, embedded for native hosts.
+//! - [`web_assets`]: the web console's and API reference's static files, as served.
 
 pub mod api;
 pub mod auth;
@@ -42,6 +43,7 @@ pub mod terminal;
 pub mod time;
 pub mod users;
 pub mod validate;
+pub mod web_assets;
 
 /// The version reported by health and status endpoints.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

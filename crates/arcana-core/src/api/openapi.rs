@@ -127,6 +127,43 @@ fn problem_responses(doc: &mut serde_json::Value) {
 mod tests {
     use super::*;
 
+    /// The web console's typed client is generated from `console/openapi.json` at build
+    /// time, so that snapshot must be this document: a changed API fails here until the
+    /// snapshot is refreshed, and then the console's type check fails wherever the
+    /// console no longer fits. `ARCANA_UPDATE_OPENAPI=1` rewrites the snapshot.
+    #[test]
+    fn the_console_client_is_generated_from_this_document() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../console/openapi.json");
+        let served: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        if std::env::var_os("ARCANA_UPDATE_OPENAPI").is_some() {
+            let text = serde_json::to_string_pretty(&served).unwrap() + "\n";
+            std::fs::write(&path, text).unwrap();
+        }
+        let snapshot: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert!(
+            snapshot == served,
+            "console/openapi.json is stale: run `ARCANA_UPDATE_OPENAPI=1 cargo test -p arcana-core \
+             the_console_client` and rebuild the console (`npm --prefix console run build`)"
+        );
+    }
+
+    /// Generated clients name their functions and types after operation ids.
+    #[test]
+    fn operation_ids_are_unique() {
+        let doc: serde_json::Value = serde_json::from_str(&document_json()).unwrap();
+        let mut seen = std::collections::BTreeMap::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                if let Some(id) = op["operationId"].as_str() {
+                    let again = seen.insert(id.to_string(), format!("{method} {path}"));
+                    assert!(again.is_none(), "{id}: {again:?} and {method} {path}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn every_route_is_documented_with_its_method() {
         let doc: serde_json::Value = serde_json::from_str(&document_json()).unwrap();

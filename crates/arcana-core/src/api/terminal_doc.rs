@@ -22,7 +22,7 @@ use crate::terminal::{TerminalCommand, TerminalHealth, TerminalSession, Terminal
 /// `exit` (`code`, `reason`) before the socket closes, `detached` when another
 /// connection took the session over, `error` (`code`, `message`). On reattach the
 /// scrollback arrives as the first binary frame after `hello`.
-#[utoipa::path(get, path = "/ws/shell/{session_id}", tag = "terminal", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "terminal_shell", path = "/ws/shell/{session_id}", tag = "terminal", security(("bearer" = [])),
     params(("session_id" = String, Path), ("ticket" = Option<String>, Query), ("token" = Option<String>, Query),
            ("cols" = Option<u16>, Query), ("rows" = Option<u16>, Query)),
     responses((status = 101, description = "Switching protocols: the shell's WebSocket"),
@@ -32,35 +32,35 @@ use crate::terminal::{TerminalCommand, TerminalHealth, TerminalSession, Terminal
 fn shell() {}
 
 /// The caller's terminal sessions, newest first (admins: `?all=true`).
-#[utoipa::path(get, path = "/api/arcana/terminal/sessions", tag = "terminal", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "terminal_sessions", path = "/api/arcana/terminal/sessions", tag = "terminal", security(("bearer" = [])),
     params(("all" = Option<bool>, Query), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<TerminalSession>)))]
 fn sessions() {}
 
 /// The commands of a session, in order.
-#[utoipa::path(get, path = "/api/arcana/terminal/sessions/{id}/history", tag = "terminal", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "terminal_history", path = "/api/arcana/terminal/sessions/{id}/history", tag = "terminal", security(("bearer" = [])),
     params(("id" = String, Path), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
     responses((status = 200, body = Page<TerminalCommand>), (status = 404, body = Problem)))]
 fn history() {}
 
 /// Stops a session's shell and marks it closed.
-#[utoipa::path(post, path = "/api/arcana/terminal/sessions/{id}/close", tag = "terminal", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "terminal_close", path = "/api/arcana/terminal/sessions/{id}/close", tag = "terminal", security(("bearer" = [])),
     params(("id" = String, Path)), responses((status = 200, body = TerminalSession), (status = 404, body = Problem)))]
 fn close() {}
 
 /// A session's recording (asciicast v2), for its owner.
-#[utoipa::path(get, path = "/api/arcana/terminal/sessions/{id}/recording", tag = "terminal", security(("bearer" = [])),
+#[utoipa::path(get, operation_id = "terminal_recording", path = "/api/arcana/terminal/sessions/{id}/recording", tag = "terminal", security(("bearer" = [])),
     params(("id" = String, Path)),
     responses((status = 200, description = "asciicast v2", content_type = "application/x-asciicast"),
               (status = 404, body = Problem)))]
 fn recording() {}
 
 /// A single-use ticket (30 s) for opening a shell from a browser.
-#[utoipa::path(post, path = "/api/arcana/terminal/tickets", tag = "terminal", security(("bearer" = [])),
+#[utoipa::path(post, operation_id = "terminal_ticket", path = "/api/arcana/terminal/tickets", tag = "terminal", security(("bearer" = [])),
     responses((status = 201, body = TerminalTicket)))]
 fn ticket() {}
 
 /// terminal-host's health (no authentication).
-#[utoipa::path(get, path = "/api/arcana/terminal/health", tag = "terminal",
+#[utoipa::path(get, operation_id = "terminal_health", path = "/api/arcana/terminal/health", tag = "terminal",
     responses((status = 200, body = TerminalHealth), (status = 503, body = TerminalHealth)))]
 fn health() {}
