@@ -172,6 +172,10 @@ impl App {
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         host::add_to_linker(&mut linker)?;
 
+        // One local LLM engine per application, as Spin has: models load once.
+        let llm = Arc::new(crate::embeddings::LocalEmbeddings::new(
+            crate::ai_models::models_dir(&opts.runtime_config.state_dir),
+        ));
         let mut index = BTreeMap::new();
         let mut components = Vec::new();
         for (id, component) in &manifest.components {
@@ -182,8 +186,8 @@ impl App {
             let instance_pre = linker.instantiate_pre(&compiled).map_err(|e| {
                 anyhow::anyhow!(
                     "component {id:?} imports something this runner does not provide: {e}. \
-                     The runner provides WASI 0.2, wasi:http outgoing-handler, fermyon:spin/sqlite@2.0.0 \
-                     and fermyon:spin/variables@2.0.0."
+                     The runner provides WASI 0.2, wasi:http outgoing-handler, fermyon:spin/sqlite@2.0.0, \
+                     fermyon:spin/variables@2.0.0 and fermyon:spin/llm@2.0.0."
                 )
             })?;
             let pre = ProxyPre::new(instance_pre)
@@ -210,6 +214,8 @@ impl App {
                 databases: granted,
                 variables: Arc::new(vars.clone()),
                 outbound: Arc::new(outbound),
+                ai_models: Arc::new(component.ai_models.iter().cloned().collect()),
+                llm: llm.clone(),
             };
             index.insert(id.clone(), components.len());
             components.push(LoadedComponent {

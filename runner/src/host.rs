@@ -1,5 +1,5 @@
 //! Per-request store state and the Spin host interfaces (`fermyon:spin/sqlite@2.0.0`,
-//! `fermyon:spin/variables@2.0.0`) implemented for it.
+//! `fermyon:spin/variables@2.0.0`, `fermyon:spin/llm@2.0.0`) implemented for it.
 //!
 //! Errors go back to the guest as WIT values (`no-such-database`, `io(...)`), never as
 //! traps: a trap is reserved for bugs in the guest.
@@ -24,8 +24,11 @@ wasmtime::component::bindgen!({
     },
 });
 
+use fermyon::spin::llm as wit_llm;
 use fermyon::spin::sqlite as wit_sqlite;
 use fermyon::spin::variables as wit_variables;
+
+use crate::embeddings::{EmbeddingsError, LocalEmbeddings};
 
 /// What one component may reach: its databases, variables and outbound hosts.
 /// Built once at start-up and shared by every request to that component.
@@ -36,6 +39,10 @@ pub struct ComponentCapabilities {
     pub databases: BTreeMap<String, Pool>,
     pub variables: Arc<BTreeMap<String, String>>,
     pub outbound: Arc<OutboundPolicy>,
+    /// The component's `ai_models`: the only models it may ask the LLM interface for.
+    pub ai_models: Arc<std::collections::BTreeSet<String>>,
+    /// The application's local LLM engine (shared by every component).
+    pub llm: Arc<LocalEmbeddings>,
 }
 
 /// The `T` of each request's `Store<T>`.
@@ -150,7 +157,62 @@ impl HasData for SpinHost {
 pub fn add_to_linker(linker: &mut wasmtime::component::Linker<HostState>) -> wasmtime::Result<()> {
     wit_sqlite::add_to_linker::<HostState, SpinHost>(linker, |s| s)?;
     wit_variables::add_to_linker::<HostState, SpinHost>(linker, |s| s)?;
+    wit_llm::add_to_linker::<HostState, SpinHost>(linker, |s| s)?;
     Ok(())
+}
+
+impl HostState {
+    /// Spin's answer to a model the component did not list in `ai_models`.
+    fn model_refused(&self, model: &str) -> Option<wit_llm::Error> {
+        (!self.caps.ai_models.contains(model)).then(|| {
+            wit_llm::Error::InvalidInput(format!(
+                "The component does not have access to use '{model}'. To give the component \
+                 access, add '{model}' to the 'ai_models' key for the component in your \
+                 spin.toml manifest"
+            ))
+        })
+    }
+}
+
+impl wit_llm::Host for HostState {
+    async fn infer(
+        &mut self,
+        model: String,
+        _prompt: String,
+        _params: Option<wit_llm::InferencingParams>,
+    ) -> wasmtime::Result<Result<wit_llm::InferencingResult, wit_llm::Error>> {
+        if let Some(refused) = self.model_refused(&model) {
+            return Ok(Err(refused));
+        }
+        Ok(Err(wit_llm::Error::RuntimeError(
+            "local inferencing models are not served by this runner; call a provider over HTTP"
+                .into(),
+        )))
+    }
+
+    async fn generate_embeddings(
+        &mut self,
+        model: String,
+        text: Vec<String>,
+    ) -> wasmtime::Result<Result<wit_llm::EmbeddingsResult, wit_llm::Error>> {
+        if let Some(refused) = self.model_refused(&model) {
+            return Ok(Err(refused));
+        }
+        Ok(match self.caps.llm.generate(&model, text).await {
+            Ok(e) => Ok(wit_llm::EmbeddingsResult {
+                embeddings: e.vectors,
+                usage: wit_llm::EmbeddingsUsage {
+                    prompt_token_count: e.prompt_tokens,
+                },
+            }),
+            Err(EmbeddingsError::ModelNotSupported) => Err(wit_llm::Error::ModelNotSupported),
+            Err(EmbeddingsError::InvalidInput(m)) => Err(wit_llm::Error::InvalidInput(m)),
+            Err(EmbeddingsError::Runtime(m)) => {
+                tracing::warn!(component = %self.caps.id, error = %m, "embeddings failed");
+                Err(wit_llm::Error::RuntimeError(m))
+            }
+        })
+    }
 }
 
 impl wit_sqlite::Host for HostState {}

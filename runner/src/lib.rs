@@ -11,6 +11,8 @@
 //! - [`routes`]: Spin's route syntax and precedence.
 //! - [`variables`]: application variables and component templates.
 //! - [`outbound`]: the `allowed_outbound_hosts` policy.
+//! - [`embeddings`]: Spin's LLM interface: local `all-minilm-l6-v2` embeddings.
+//! - [`ai_models`]: installing the model files where Spin reads them.
 //! - [`host`]: per-request store state and the Spin host interfaces.
 //! - [`app`]: loading and checking an application.
 //! - [`server`]: the HTTP front door.
@@ -20,9 +22,11 @@
 //! - [`sidecar`]: starting terminal-host beside the components.
 //! - [`terminal_proxy`]: terminal-host's paths on the API's address (one origin).
 
+pub mod ai_models;
 pub mod app;
 pub mod build_cmd;
 pub mod dotenv;
+pub mod embeddings;
 pub mod host;
 pub mod ids;
 pub mod manifest;

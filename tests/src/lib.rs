@@ -177,8 +177,11 @@ impl Runner {
         let dir = tempfile::tempdir().unwrap();
         let rc_path = dir.path().join("runtime-config.toml");
         let rc = opts.runtime_config.clone().unwrap_or_else(|| {
+            // The state folder is the repository's, for every manifest: the local LLM
+            // engine finds the installed model there (`arcana models`).
             format!(
-                "[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n",
+                "state_dir = \"{}\"\n[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n",
+                repo_root().join(".spin").display(),
                 dir.path().join("arcana.db").display()
             )
         });

@@ -538,9 +538,45 @@ pub struct SearchHit {
     pub message_id: Option<String>,
     /// Text around the match, with `<mark>…</mark>` around matched terms.
     pub snippet: String,
-    /// Lower is better (FTS5 bm25).
+    /// Lower is better (FTS5 bm25); 0 for hits found by meaning only.
     pub rank: f64,
     pub timestamp: String,
+    /// Semantic mode: cosine similarity to the query; hybrid mode: the fused score
+    /// (reciprocal rank fusion). Higher is better. Absent in keyword mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score: Option<f64>,
+}
+
+/// Search hits for messages found by other means (by meaning), with the start of each
+/// message as its snippet; only the caller's, in no particular order.
+pub fn hits_for_messages(
+    db: &dyn Db,
+    user_id: &str,
+    ids: &[String],
+) -> Result<Vec<SearchHit>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = serde_json::to_string(ids).map_err(|e| DbError::Decode(e.to_string()))?;
+    let rows = db.query(
+        "SELECT m.conversation_id, c.title, m.id, substr(m.message_content, 1, 200), m.timestamp
+         FROM chat_messages m JOIN conversations c ON c.id = m.conversation_id
+         WHERE m.user_id = ?1 AND m.id IN (SELECT value FROM json_each(?2))",
+        &[user_id.into(), ids.into()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(SearchHit {
+                conversation_id: r.text(0)?,
+                conversation_title: r.text(1)?,
+                message_id: r.opt_text(2)?,
+                snippet: r.text(3)?,
+                rank: 0.0,
+                timestamp: r.text(4)?,
+                score: None,
+            })
+        })
+        .collect()
 }
 
 /// Turns user input into a safe FTS5 expression: every word quoted, all required.
@@ -608,6 +644,7 @@ pub fn search(
                 snippet: r.text(3)?,
                 rank: r.real(4)?,
                 timestamp: r.text(5)?,
+                score: None,
             })
         })
         .collect()

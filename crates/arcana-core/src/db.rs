@@ -124,6 +124,16 @@ impl Row<'_> {
         }
     }
 
+    /// Blob column.
+    pub fn blob(&self, i: usize) -> Result<&[u8], DbError> {
+        match self.values.get(i) {
+            Some(Value::Blob(b)) => Ok(b),
+            other => Err(DbError::Decode(format!(
+                "column {i}: expected blob, got {other:?}"
+            ))),
+        }
+    }
+
     /// Boolean stored as 0/1.
     pub fn bool(&self, i: usize) -> Result<bool, DbError> {
         self.int(i).map(|n| n != 0)

@@ -15,6 +15,7 @@
 //! - [`crypto`]: sealing provider API keys at rest.
 //! - [`chat`]: conversations, messages and full-text search.
 //! - [`memory`]: per-user context memory.
+//! - [`vectors`]: embeddings of memories and messages, and ranking by similarity.
 //! - [`llm`]: providers, models, preferences, allowlists and routing.
 //! - [`gateway`]: the OpenAI-compatible `/v1` wire format over Arcana's routing.
 //! - [`stats`]: activity figures for the status endpoint and Prometheus.
@@ -43,6 +44,7 @@ pub mod terminal;
 pub mod time;
 pub mod users;
 pub mod validate;
+pub mod vectors;
 pub mod web_assets;
 
 /// The version reported by health and status endpoints.

@@ -14,6 +14,8 @@ pub struct Memory {
     /// Any JSON value.
     #[schema(value_type = serde_json::Value)]
     pub value: serde_json::Value,
+    /// Injected into every chat, whatever the message (otherwise by relevance).
+    pub pinned: bool,
     pub last_accessed: String,
     pub created_at: String,
     pub updated_at: String,
@@ -29,6 +31,9 @@ pub struct MemoryInput {
     /// Any JSON value.
     #[schema(value_type = serde_json::Value)]
     pub value: serde_json::Value,
+    /// Inject it into every chat (default: unchanged, `false` for a new memory).
+    #[serde(default)]
+    pub pinned: Option<bool>,
 }
 
 /// Largest serialized value.
@@ -50,10 +55,12 @@ fn from_row(r: Row<'_>) -> Result<Memory, DbError> {
         last_accessed: r.text(3)?,
         created_at: r.text(4)?,
         updated_at: r.text(5)?,
+        pinned: r.bool(6)?,
     })
 }
 
-const COLUMNS: &str = "id, key, value, last_accessed, created_at, updated_at";
+const COLUMNS: &str = "id, key, value, last_accessed, created_at, updated_at, \
+     EXISTS (SELECT 1 FROM context_memory_pins p WHERE p.memory_id = context_memory.id)";
 
 /// Creates or replaces a memory; returns it and whether it was new. One statement: the
 /// row keeps its id when replaced, so a returned id equal to the new one means created.
@@ -79,13 +86,56 @@ pub fn upsert(
             now.into(),
         ],
     )?;
-    let memory = rows
+    let mut memory = rows
         .first()
         .map(from_row)
         .transpose()?
         .ok_or_else(|| DbError::Other("memory vanished".into()))?;
     let created = memory.id == id;
+    if let Some(pinned) = input.pinned {
+        set_pinned(db, &memory.id, pinned)?;
+        memory.pinned = pinned;
+    }
     Ok((memory, created))
+}
+
+/// Pins or unpins a memory.
+fn set_pinned(db: &dyn Db, memory_id: &str, pinned: bool) -> Result<(), DbError> {
+    let sql = if pinned {
+        "INSERT INTO context_memory_pins (memory_id) VALUES (?1) ON CONFLICT DO NOTHING"
+    } else {
+        "DELETE FROM context_memory_pins WHERE memory_id = ?1"
+    };
+    db.execute(sql, &[memory_id.into()])
+}
+
+/// The caller's memories with these ids (any order).
+pub fn by_ids(db: &dyn Db, user_id: &str, ids: &[String]) -> Result<Vec<Memory>, DbError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids = serde_json::to_string(ids).map_err(|e| DbError::Decode(e.to_string()))?;
+    let rows = db.query(
+        &format!(
+            "SELECT {COLUMNS} FROM context_memory
+             WHERE user_id = ?1 AND id IN (SELECT value FROM json_each(?2))"
+        ),
+        &[user_id.into(), ids.into()],
+    )?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The caller's pinned memories, in key order.
+pub fn pinned(db: &dyn Db, user_id: &str) -> Result<Vec<Memory>, DbError> {
+    let rows = db.query(
+        &format!(
+            "SELECT {COLUMNS} FROM context_memory
+             WHERE user_id = ?1 AND id IN (SELECT memory_id FROM context_memory_pins)
+             ORDER BY key LIMIT 1000"
+        ),
+        &[user_id.into()],
+    )?;
+    rows.iter().map(from_row).collect()
 }
 
 /// Marks memories as read now, in one statement however many there are.

@@ -31,6 +31,7 @@ pub const ALL: &[EmbeddedMigration] = &[
     migration!("0008_message_tree.sql"),
     migration!("0009_access_tokens.sql"),
     migration!("0010_terminal_hosts.sql"),
+    migration!("0011_vectors.sql"),
 ];
 
 #[cfg(test)]

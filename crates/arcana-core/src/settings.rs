@@ -45,7 +45,15 @@ pub struct Settings {
     pub generate_titles: bool,
     /// How long a followed reply stream may stay silent before a `: keep-alive` comment.
     pub stream_heartbeat: std::time::Duration,
+    /// Whether memories are chosen by relevance to the message (embeddings) rather than
+    /// in key order. Default true; without an embedding model the key order is used.
+    pub semantic_memory: bool,
+    /// Least cosine similarity for a memory to be injected (pinned ones always are).
+    pub memory_min_score: f32,
 }
+
+/// Default of [`Settings::memory_min_score`] (see README, Semantic memory and search).
+pub const DEFAULT_MEMORY_MIN_SCORE: f32 = 0.25;
 
 /// Smallest accepted JWT secret.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -97,6 +105,14 @@ impl Settings {
             stream_heartbeat: std::time::Duration::from_secs(
                 parse_or(vars, "stream_heartbeat_secs", 15).clamp(1, 300) as u64,
             ),
+            semantic_memory: !vars
+                .get("semantic_memory")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("false")),
+            memory_min_score: vars
+                .get("memory_min_score")
+                .and_then(|v| v.trim().parse::<f32>().ok())
+                .filter(|s| s.is_finite())
+                .map_or(DEFAULT_MEMORY_MIN_SCORE, |s| s.clamp(-1.0, 1.0)),
         })
     }
 
@@ -115,6 +131,8 @@ impl Settings {
             reply_progress: Some(std::time::Duration::from_millis(100)),
             generate_titles: true,
             stream_heartbeat: std::time::Duration::from_secs(15),
+            semantic_memory: true,
+            memory_min_score: DEFAULT_MEMORY_MIN_SCORE,
         }
     }
 }

@@ -66,6 +66,9 @@ struct LibsqlDatabase {
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     pub databases: BTreeMap<String, DatabaseConfig>,
+    /// Spin's state folder (`state_dir`, else `.spin` next to the manifest): where the
+    /// local LLM engine finds `ai-models/`.
+    pub state_dir: PathBuf,
 }
 
 impl RuntimeConfig {
@@ -116,7 +119,16 @@ impl RuntimeConfig {
             .or_insert_with(|| DatabaseConfig::Local {
                 path: app_dir.join(".spin").join("sqlite_db.db"),
             });
-        Ok(RuntimeConfig { databases })
+        // As Spin: an empty `state_dir` means unset.
+        let state_dir = match table.get("state_dir") {
+            Some(toml::Value::String(dir)) if !dir.is_empty() => cwd.join(dir),
+            Some(toml::Value::String(_)) | None => app_dir.join(".spin"),
+            Some(other) => bail!("invalid state_dir: {other}, expected a string"),
+        };
+        Ok(RuntimeConfig {
+            databases,
+            state_dir,
+        })
     }
 }
 

@@ -2,6 +2,7 @@
 //! one line of routing. Only interfaces real Spin provides are used:
 //! `fermyon:spin/sqlite@2.0.0`, `fermyon:spin/variables@2.0.0` and `wasi:http`.
 
+pub mod embeddings;
 mod outbound;
 
 use std::cell::RefCell;
@@ -127,6 +128,7 @@ pub async fn serve(routes: &[Route], req: IncomingRequest, out: ResponseOutparam
                 let io = HostIo {
                     transport: Some(&WasiTransport),
                     streamer: Some(&streamer),
+                    embedder: Some(&embeddings::SpinEmbedder),
                 };
                 api::serve_with_settings(routes, &SpinDb::default(), &settings, io, &api_req)
             }

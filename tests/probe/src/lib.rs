@@ -76,6 +76,38 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                 .expect("insert");
             panic!("trapping inside a transaction");
         }
+        "/probe/embed" => {
+            // `{"model": ..., "texts": [...]}`, embedded in one call (Spin pads a batch
+            // to its longest text).
+            let body: serde_json::Value =
+                serde_json::from_slice(&req.into_body().await.unwrap_or_default())
+                    .unwrap_or_default();
+            let model = body["model"].as_str().unwrap_or("all-minilm-l6-v2").to_string();
+            let texts: Vec<String> = body["texts"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+                .unwrap_or_default();
+            match spin_sdk::llm::generate_embeddings(
+                spin_sdk::llm::EmbeddingModel::Other(&model),
+                &texts,
+            ) {
+                Ok(r) => reply(
+                    200,
+                    serde_json::json!({
+                        "embeddings": r.embeddings,
+                        "prompt_token_count": r.usage.prompt_token_count,
+                    }),
+                ),
+                Err(e) => {
+                    let (kind, message) = match e {
+                        spin_sdk::llm::Error::ModelNotSupported => ("model-not-supported", String::new()),
+                        spin_sdk::llm::Error::RuntimeError(m) => ("runtime-error", m),
+                        spin_sdk::llm::Error::InvalidInput(m) => ("invalid-input", m),
+                    };
+                    reply(400, serde_json::json!({ "error": kind, "message": message }))
+                }
+            }
+        }
         "/probe/trap" => panic!("probe asked to trap"),
         "/probe/spin" => {
             // Burns CPU forever; only the runner's deadline stops it.

@@ -75,6 +75,12 @@ pub const ROUTES: &[Route] = &[
     ),
     route("GET", "/api/arcana/context-memory", list_memories),
     route("POST", "/api/arcana/context-memory", put_memory),
+    // Before `{key}`: a memory keyed `search` is read through the list.
+    route(
+        "GET",
+        "/api/arcana/context-memory/search",
+        super::semantic::search_memories,
+    ),
     route("GET", "/api/arcana/context-memory/{key}", get_memory),
     route("DELETE", "/api/arcana/context-memory/{key}", delete_memory),
 ];
@@ -259,6 +265,9 @@ pub struct ChatResponse {
     pub attempts: usize,
     /// The model routing chose and why it did not answer, when another one did.
     pub fallback_from: Option<super::llm_calls::FallbackFrom>,
+    /// The memories the prompt included, in the order given (pinned first, then by
+    /// relevance), with their similarity to the message.
+    pub memory_used: Vec<super::semantic::MemoryUse>,
 }
 
 impl ChatResponse {
@@ -280,6 +289,7 @@ impl ChatResponse {
             latency_ms: outcome.latency_ms,
             attempts: outcome.attempts,
             fallback_from: outcome.fallback_from,
+            memory_used: Vec::new(),
         }
     }
 }
@@ -296,33 +306,31 @@ pub(super) fn build_prompt(
     leaf: &str,
     model_window: i64,
     reply_tokens: i64,
-    use_memory: bool,
-) -> ApiResult<Vec<Message>> {
+    memory: Option<Option<&[f32]>>,
+) -> ApiResult<(Vec<Message>, Vec<super::semantic::MemoryUse>)> {
     let prefs = ctx.preferences(caller.id())?;
     let mut system = prefs.system_prompt.unwrap_or_default();
     let budget = (model_window - reply_tokens).max(256);
-    if use_memory {
-        let memory_budget = budget / MEMORY_SHARE;
-        let mut used = 0;
-        let mut lines = Vec::new();
-        let mut keys = Vec::new();
-        for m in memory::all(ctx.db, caller.id())? {
-            let line = format!("- {}: {}", m.key, m.value);
-            let cost = tokens::estimate(&line);
-            if used + cost > memory_budget {
-                break;
-            }
-            used += cost;
-            lines.push(line);
-            keys.push(m.key);
-        }
-        if !lines.is_empty() {
+    let mut memory_used = Vec::new();
+    if let Some(query) = memory {
+        let chosen = super::semantic::memories_for_prompt(ctx, caller.id(), query, budget / MEMORY_SHARE)?;
+        if !chosen.is_empty() {
             if !system.is_empty() {
                 system.push_str("\n\n");
             }
             system.push_str("Things to remember about the user:\n");
+            let lines: Vec<String> = chosen.iter().map(|(m, _)| super::semantic::prompt_line(m)).collect();
             system.push_str(&lines.join("\n"));
+            let keys: Vec<String> = chosen.iter().map(|(m, _)| m.key.clone()).collect();
             memory::touch(ctx.db, caller.id(), &keys, &now())?;
+            memory_used = chosen
+                .into_iter()
+                .map(|(m, score)| super::semantic::MemoryUse {
+                    key: m.key,
+                    score,
+                    pinned: m.pinned,
+                })
+                .collect();
         }
     }
     let mut left = budget - tokens::estimate(&system);
@@ -357,7 +365,7 @@ pub(super) fn build_prompt(
         });
     }
     messages.extend(turns);
-    Ok(messages)
+    Ok((messages, memory_used))
 }
 
 /// Sends a message: stores it, calls the chosen model with context, stores the reply.
@@ -399,14 +407,24 @@ pub fn send(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiRes
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SearchResults {
     pub query: String,
+    pub mode: super::semantic::SearchMode,
+    /// How vectors were ranked (semantic and hybrid): `index` (libSQL's vector index),
+    /// `database` (exactly, in libSQL) or `scan` (exactly, over the newest 5,000).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ranked_by: Option<String>,
     pub hits: Vec<SearchHit>,
 }
 
-/// Full-text search over the caller's messages and titles, ranked, with snippets.
+/// Search over the caller's messages (and titles): `mode=keyword` (default: full text,
+/// with snippets), `semantic` (by meaning) or `hybrid` (both rankings fused).
 #[utoipa::path(get, path = "/api/chat/search", tag = "chat", security(("bearer" = [])),
-    params(("q" = String, Query), ("limit" = Option<i64>, Query)), responses((status = 200, body = SearchResults)))]
+    params(("q" = String, Query), ("mode" = Option<String>, Query, description = "keyword (default), semantic or hybrid"),
+           ("limit" = Option<i64>, Query)),
+    responses((status = 200, body = SearchResults), (status = 400, body = crate::error::Problem),
+              (status = 503, body = crate::error::Problem)))]
 pub fn search(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiResponse> {
     let caller = ctx.authenticate(req)?;
+    let mode = super::semantic::SearchMode::from_request(req)?;
     let q = req.query_param("q").unwrap_or_default();
     if q.trim().is_empty() || q.len() > 500 {
         return Err(ApiError::bad_request(
@@ -415,8 +433,16 @@ pub fn search(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<ApiR
         ));
     }
     let limit = PageRequest::from_request(req)?.limit;
-    let hits = chat::search(ctx.db, caller.id(), &q, limit)?;
-    Ok(ApiResponse::json(200, &SearchResults { query: q, hits }))
+    let (hits, method) = super::semantic::search_messages(ctx, caller.id(), &q, mode, limit)?;
+    Ok(ApiResponse::json(
+        200,
+        &SearchResults {
+            query: q,
+            mode,
+            ranked_by: method.map(|m| super::semantic::method_name(m).to_string()),
+            hits,
+        },
+    ))
 }
 
 /// A conversation in the portable JSON form (export and import).
@@ -616,6 +642,7 @@ pub fn put_memory(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiResult<
         )
         .finish()?;
     let (m, created) = memory::upsert(ctx.db, caller.id(), &body, &now())?;
+    super::semantic::remember_memory(ctx, caller.id(), &m);
     Ok(ApiResponse::json(if created { 201 } else { 200 }, &m))
 }
 

@@ -14,6 +14,7 @@ pub mod llm;
 pub mod llm_calls;
 pub mod openapi;
 pub mod reply_streams;
+pub mod semantic;
 pub mod status;
 pub mod system;
 pub mod terminal_doc;
@@ -39,6 +40,8 @@ pub struct Ctx<'a> {
     pub transport: Option<&'a dyn Transport>,
     /// Streaming responses, when the host offers them.
     pub streamer: Option<&'a dyn ResponseStreamer>,
+    /// Text embeddings (semantic memory and search), when the host offers them.
+    pub embedder: Option<&'a dyn crate::vectors::Embedder>,
     /// CORS and request-id headers that a streamed response must carry too.
     pub common_headers: Vec<(String, String)>,
     /// The matched route's path template, for the request log.
@@ -74,6 +77,7 @@ pub trait BodyWriter {
 pub struct HostIo<'a> {
     pub transport: Option<&'a dyn Transport>,
     pub streamer: Option<&'a dyn ResponseStreamer>,
+    pub embedder: Option<&'a dyn crate::vectors::Embedder>,
 }
 
 impl Ctx<'_> {
@@ -187,6 +191,7 @@ pub fn serve_with_settings(
         request_id: &request_id,
         transport: io.transport,
         streamer: io.streamer,
+        embedder: io.embedder,
         common_headers: common.headers.clone(),
         route: Cell::new(""),
         user_id: RefCell::new(None),

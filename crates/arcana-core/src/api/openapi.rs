@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, auth, chat, gateway, imports, llm, llm_calls, reply_streams, status, system,
+    admin, auth, chat, gateway, imports, llm, llm_calls, reply_streams, semantic, status, system,
     terminal_doc, tokens, turns,
 };
 
@@ -26,6 +26,7 @@ use super::{
         chat::send, chat::list_conversations, chat::create_conversation, chat::rename_conversation,
         chat::delete_conversation, chat::export, chat::import, chat::history, chat::clear, chat::search,
         chat::list_memories, chat::put_memory, chat::get_memory, chat::delete_memory,
+        semantic::search_memories,
         reply_streams::follow, reply_streams::cancel, turns::regenerate, turns::edit,
         turns::set_active_leaf, turns::delete_message, imports::chatgpt, imports::open_webui,
         terminal_doc::shell, terminal_doc::sessions, terminal_doc::history, terminal_doc::close,

@@ -323,6 +323,7 @@ pub fn generate(
     decision: &Decision,
     messages: &[Message],
     ids: Ids,
+    memory_used: Vec<super::semantic::MemoryUse>,
 ) -> ApiResult<(ApiResponse, Option<String>)> {
     let Some(out) = ctx.start_stream(200, "text/event-stream") else {
         return Err(ApiError::internal("the host stopped streaming"));
@@ -331,6 +332,7 @@ pub fn generate(
         "conversation_id": ids.conversation_id,
         "user_message_id": ids.user_message_id,
         "reply_message_id": ids.reply_message_id,
+        "memory_used": memory_used,
     });
     let mut stream = ReplyStream::start(ctx, out, ids.reply_message_id.clone(), &start);
     let result = super::llm_calls::call_models(
@@ -350,12 +352,13 @@ pub fn generate(
             let usage = outcome.completion.usage;
             let extra_owned = (outcome.model.id.clone(), outcome.model.model_name.clone());
             let (cost, latency) = (outcome.cost, outcome.latency_ms);
-            let response = ChatResponse::new(
+            let mut response = ChatResponse::new(
                 ids.conversation_id,
                 ids.user_message_id,
                 ids.reply_message_id,
                 outcome,
             );
+            response.memory_used = memory_used;
             let extra = NewMessage {
                 model_id: Some(&extra_owned.0),
                 model_name: Some(&extra_owned.1),

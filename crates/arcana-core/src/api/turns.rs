@@ -184,13 +184,18 @@ pub fn answer(ctx: &Ctx<'_>, caller: &AuthUser, turn: Turn) -> ApiResult<ApiResp
         };
         Ok::<_, ApiError>((conv.id, user_msg, reply_id))
     })?;
-    let messages = build_prompt(
+    // The message's vector: its own (for search) and the query for its memories.
+    let query = super::semantic::embed(ctx, &text);
+    if matches!(turn.prompt, Prompt::New(_)) {
+        super::semantic::remember_message(ctx, caller.id(), &user_msg.id, &text, query.as_deref());
+    }
+    let (messages, memory_used) = build_prompt(
         ctx,
         caller,
         &user_msg.id,
         decision.model.context_window,
         decision.model.max_tokens,
-        turn.options.use_memory,
+        turn.options.use_memory.then_some(query.as_deref()),
     )?;
     // A conversation this turn started gets a title from a model after its reply.
     let first_title = turn
@@ -206,9 +211,13 @@ pub fn answer(ctx: &Ctx<'_>, caller: &AuthUser, turn: Turn) -> ApiResult<ApiResp
             super::reply_streams::Ids {
                 conversation_id: conversation_id.clone(),
                 user_message_id: user_msg.id,
-                reply_message_id: reply_id,
+                reply_message_id: reply_id.clone(),
             },
+            memory_used,
         )?;
+        if let Some(answer) = &completed {
+            super::semantic::remember_message(ctx, caller.id(), &reply_id, answer, None);
+        }
         if let (Some(first), Some(answer)) = (&first_title, completed) {
             super::titles::retitle(ctx, caller, &conversation_id, first, &text, &answer);
         }
@@ -263,7 +272,9 @@ pub fn answer(ctx: &Ctx<'_>, caller: &AuthUser, turn: Turn) -> ApiResult<ApiResp
         let answer = &outcome.completion.content;
         super::titles::retitle(ctx, caller, &conversation_id, first, &text, answer);
     }
-    let response = ChatResponse::new(conversation_id, user_msg.id, reply.id, outcome);
+    super::semantic::remember_message(ctx, caller.id(), &reply.id, &reply.message_content, None);
+    let mut response = ChatResponse::new(conversation_id, user_msg.id, reply.id, outcome);
+    response.memory_used = memory_used;
     Ok(ApiResponse::json(200, &response))
 }
 

@@ -82,6 +82,7 @@ fn totals_follow_inserts_upserts_and_deletes() {
     let memo = |key: &str, v: i64| MemoryInput {
         key: key.into(),
         value: serde_json::json!(v),
+        pinned: None,
     };
     memory::upsert(&db, &a, &memo("k1", 1), &recent).unwrap();
     memory::upsert(&db, &a, &memo("k1", 2), &recent).unwrap(); // an update, not a new one
