@@ -25,3 +25,12 @@ END;
 CREATE TRIGGER IF NOT EXISTS vectors_message_gone AFTER DELETE ON chat_messages BEGIN
     DELETE FROM vectors WHERE item_kind = 'message' AND item_id = old.id;
 END;
+
+-- Deployment-wide settings an admin changes through the API (key → JSON value):
+-- `embedding_model` (a model id whose provider answers /embeddings, or absent for the
+-- local all-minilm-l6-v2).
+CREATE TABLE IF NOT EXISTS app_settings (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL,
+    updated_at  TEXT NOT NULL
+);

@@ -315,3 +315,105 @@ both_hosts! {
         assert_eq!(resp.status(), 400);
     }
 }
+
+both_hosts! {
+    async fn an_admin_may_embed_with_a_provider_model_and_back_without_mixing() {
+        if !model_installed() {
+            return;
+        }
+        let env = Backend::start().await;
+        let provider = env.openai_provider().await;
+        env.model(&provider, "echo", true).await;
+        let embed_model = env.model(&provider, "embed-8", false).await;
+        let anthropic = env
+            .provider("an", "anthropic", &format!("{}/v1", env.stand_in.url()), 10, 0)
+            .await;
+        let claude = env.model(&anthropic, "claude", false).await;
+        let (status, local) = env.call("GET", "/api/arcana/llm/embedding-model", None).await;
+        assert_eq!(status, 200);
+        assert_eq!(local, json!({"model_id": null, "model_name": null, "vectors": "spin:all-minilm-l6-v2"}));
+        put_memory(&env, &env.admin, "pet", json!("my cat is named Miso"), false).await;
+        put_memory(&env, &env.admin, "editor", json!("I write code in vim"), false).await;
+
+        // Refused choices.
+        let bob = env.user("bob", &[]).await;
+        let resp = client()
+            .put(env.runner.at("/api/arcana/llm/embedding-model"))
+            .bearer_auth(&bob)
+            .json(&json!({"model_id": embed_model}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 403);
+        let (status, body) = env
+            .call("PUT", "/api/arcana/llm/embedding-model", Some(json!({"model_id": claude})))
+            .await;
+        assert_eq!((status.as_u16(), body["code"].as_str()), (400, Some("unsupported_model")));
+        let (status, _) = env
+            .call("PUT", "/api/arcana/llm/embedding-model", Some(json!({"model_id": "00000000-0000-4000-8000-000000000000"})))
+            .await;
+        assert_eq!(status, 404);
+
+        // The provider's model: new memories and the query go to its /embeddings, the
+        // old memories are embedded again with it (their local vectors stay out).
+        let (status, chosen) = env
+            .call("PUT", "/api/arcana/llm/embedding-model", Some(json!({"model_id": embed_model})))
+            .await;
+        assert_eq!(status, 200, "{chosen}");
+        assert_eq!(chosen["vectors"], format!("provider:{embed_model}"));
+        let before = env.stand_in.received().iter().filter(|r| r.path.ends_with("/embeddings")).count();
+        let (status, found) = env
+            .call("GET", "/api/arcana/context-memory/search?q=animals", None)
+            .await;
+        assert_eq!(status, 200, "{found}");
+        assert_eq!(found["hits"].as_array().unwrap().len(), 2, "both re-embedded: {found}");
+        let calls: Vec<_> = env.stand_in.received().into_iter().filter(|r| r.path.ends_with("/embeddings")).collect();
+        assert!(calls.len() >= before + 3, "query and two memories: {}", calls.len());
+        assert_eq!(calls.last().unwrap().body["model"], "embed-8");
+
+        // Back to the local model: its vectors rank again, the provider's stay out.
+        let (status, _) = env
+            .call("PUT", "/api/arcana/llm/embedding-model", Some(json!({"model_id": null})))
+            .await;
+        assert_eq!(status, 200);
+        let (_, found) = env
+            .call("GET", "/api/arcana/context-memory/search?q=animals%20living%20with%20me", None)
+            .await;
+        assert_eq!(found["hits"][0]["key"], "pet", "{found}");
+        assert!(found["hits"][0]["score"].as_f64().unwrap() > 0.2, "{found}");
+    }
+}
+
+both_hosts! {
+    async fn without_the_model_files_chats_work_and_semantic_search_says_why() {
+        // A state folder without ai-models: Spin's local engine, and the runner's, have
+        // no model to load.
+        let empty = tempfile::tempdir().unwrap();
+        let db = tempfile::tempdir().unwrap();
+        let rc = format!(
+            "state_dir = \"{}\"\n[sqlite_database.default]\ntype = \"spin\"\npath = \"{}\"\n",
+            empty.path().display(),
+            db.path().join("arcana.db").display()
+        );
+        let env = Backend::start_with(RunnerOptions {
+            runtime_config: Some(rc),
+            ..Default::default()
+        }
+        .env("ARCANA_NO_MODEL_INSTALL", "true"))
+        .await;
+        let provider = env.openai_provider().await;
+        env.model(&provider, "echo", true).await;
+        put_memory(&env, &env.admin, "pet", json!("my cat is named Miso"), false).await;
+        // Memories are injected as before (key order, no scores).
+        let answer = chat(&env, &env.admin, "fix this SQL query").await;
+        assert_eq!(answer["memory_used"], json!([{"key": "pet", "score": null, "pinned": false}]));
+        for path in ["/api/chat/search?q=cat&mode=semantic", "/api/arcana/context-memory/search?q=cat"] {
+            let (status, body) = env.call("GET", path, None).await;
+            assert_eq!(status, 503, "{path}: {body}");
+            assert_eq!(body["code"], "embeddings_unavailable");
+        }
+        let (status, body) = env.call("GET", "/api/chat/search?q=cat&mode=keyword", None).await;
+        assert_eq!(status, 200, "{body}");
+        assert!(!empty.path().join("ai-models").exists(), "nothing installed");
+    }
+}

@@ -12,6 +12,7 @@ mod latency;
 mod load;
 mod scale;
 mod seed;
+mod semantic;
 mod slow;
 mod status;
 mod streams;
@@ -46,6 +47,9 @@ enum Cli {
     Gateway(gateway::Args),
     /// One vs two API instances on one sqld behind HAProxy; terminal throughput via it.
     Scale(scale::Args),
+    /// Embedding, memory selection, semantic and hybrid search (with and without the
+    /// vector index), chat with semantic memory on and off.
+    Semantic(semantic::Args),
 }
 
 /// Options of the API benchmark.
@@ -87,6 +91,7 @@ async fn main() -> anyhow::Result<()> {
         Cli::Streams(args) => streams::run(args).await,
         Cli::Gateway(args) => gateway::run(args).await,
         Cli::Scale(args) => scale::run(args).await,
+        Cli::Semantic(args) => semantic::run(args).await,
     }
 }
 

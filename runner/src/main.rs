@@ -65,6 +65,9 @@ struct UpArgs {
     /// Run `build` first.
     #[arg(long)]
     build: bool,
+    /// Do not install missing model files (`ai_models`) at start.
+    #[arg(long, env = "ARCANA_NO_MODEL_INSTALL")]
+    no_model_install: bool,
     /// Do not start terminal-host beside the components.
     #[arg(long)]
     no_terminal_host: bool,
@@ -216,7 +219,9 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
         build_cmd::build_all(&manifest)?;
     }
     let runtime_config = migrate(&manifest, &args.migrate).await?;
-    install_ai_models(&manifest, &runtime_config);
+    if !args.no_model_install {
+        install_ai_models(&manifest, &runtime_config);
+    }
     let limits = Limits {
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         max_memory_bytes: args.max_memory_mib.max(1) << 20,

@@ -6,7 +6,7 @@ use arcana_core::vectors::{EmbedError, Embedder};
 use spin_sdk::llm::{self, EmbeddingModel};
 
 /// The vector space's name as stored with each vector.
-pub const MODEL: &str = "spin:all-minilm-l6-v2";
+pub const MODEL: &str = arcana_core::api::embedding_model::LOCAL_VECTORS;
 
 /// [`Embedder`] over `spin_sdk::llm::generate_embeddings`.
 pub struct SpinEmbedder;

@@ -41,6 +41,16 @@ pub const ROUTES: &[Route] = &[
     route("POST", "/api/arcana/llm/route/explain", explain),
     route("POST", "/api/arcana/llm/keys/rotate", rotate_keys),
     route(
+        "GET",
+        "/api/arcana/llm/embedding-model",
+        super::embedding_model::get,
+    ),
+    route(
+        "PUT",
+        "/api/arcana/llm/embedding-model",
+        super::embedding_model::put,
+    ),
+    route(
         "POST",
         "/api/arcana/llm/complete",
         super::llm_calls::complete,

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod auth;
 pub mod chat;
+pub mod embedding_model;
 pub mod gateway;
 pub mod imports;
 pub mod llm;
@@ -42,6 +43,10 @@ pub struct Ctx<'a> {
     pub streamer: Option<&'a dyn ResponseStreamer>,
     /// Text embeddings (semantic memory and search), when the host offers them.
     pub embedder: Option<&'a dyn crate::vectors::Embedder>,
+    /// The provider model an admin chose for embeddings, once looked up (see
+    /// `semantic::embedder`).
+    pub(crate) provider_embedder:
+        std::cell::OnceCell<Option<(crate::llm::client::Target, String)>>,
     /// CORS and request-id headers that a streamed response must carry too.
     pub common_headers: Vec<(String, String)>,
     /// The matched route's path template, for the request log.
@@ -192,6 +197,7 @@ pub fn serve_with_settings(
         transport: io.transport,
         streamer: io.streamer,
         embedder: io.embedder,
+        provider_embedder: std::cell::OnceCell::new(),
         common_headers: common.headers.clone(),
         route: Cell::new(""),
         user_id: RefCell::new(None),

@@ -5,7 +5,7 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, auth, chat, gateway, imports, llm, llm_calls, reply_streams, semantic, status, system,
+    admin, auth, chat, embedding_model, gateway, imports, llm, llm_calls, reply_streams, semantic, status, system,
     terminal_doc, tokens, turns,
 };
 
@@ -20,7 +20,7 @@ use super::{
         llm::list_models, llm::create_model, llm::update_model, llm::delete_model,
         llm::get_access, llm::put_access, llm::get_preferences, llm::put_preferences,
         llm::list_rules, llm::create_rule, llm::get_rule, llm::update_rule, llm::delete_rule,
-        llm::explain, llm::rotate_keys,
+        llm::explain, llm::rotate_keys, embedding_model::get, embedding_model::put,
         llm_calls::complete, llm_calls::usage, llm_calls::put_budget,
         gateway::chat_completions, gateway::models, gateway::embeddings,
         chat::send, chat::list_conversations, chat::create_conversation, chat::rename_conversation,

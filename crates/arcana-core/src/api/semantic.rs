@@ -14,6 +14,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse, PathParams};
 use crate::memory::{self, Memory};
 use crate::vectors::store::{self, Kind, Method};
+use crate::vectors::provider::ProviderEmbedder;
 use crate::vectors::{self, Embedder, rank};
 
 /// Items without a vector of the current model embedded per request, so a new model
@@ -40,9 +41,54 @@ pub struct MemoryUse {
     pub pinned: bool,
 }
 
-/// The embedder, when the host has one.
-fn embedder<'a>(ctx: &Ctx<'a>) -> Option<&'a dyn Embedder> {
-    ctx.embedder
+/// The embedder: the provider model an admin chose, else the host's local model.
+fn embedder<'c>(ctx: &'c Ctx<'_>) -> Option<Box<dyn Embedder + 'c>> {
+    let chosen = ctx.provider_embedder.get_or_init(|| provider_target(ctx));
+    match (chosen, ctx.transport) {
+        (Some((target, id)), Some(transport)) => Some(Box::new(ProviderEmbedder::new(
+            target.clone(),
+            transport,
+            id,
+        ))),
+        _ => ctx.embedder.map(|e| Box::new(Local(e)) as Box<dyn Embedder + 'c>),
+    }
+}
+
+/// The host's embedder, boxed like a provider's.
+struct Local<'e>(&'e dyn Embedder);
+
+impl Embedder for Local<'_> {
+    fn model(&self) -> &str {
+        self.0.model()
+    }
+
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, vectors::EmbedError> {
+        self.0.embed(texts)
+    }
+}
+
+/// The chosen provider model (its target and id); `None` (the local model) when none is
+/// chosen, or when the choice cannot be used (logged: deleted model, key unreadable).
+fn provider_target(ctx: &Ctx<'_>) -> Option<(crate::llm::client::Target, String)> {
+    let id = match vectors::choice::chosen(ctx.db) {
+        Ok(id) => id?,
+        Err(e) => {
+            tracing::warn!(request_id = ctx.request_id, error = %e, "embedding model choice unreadable");
+            return None;
+        }
+    };
+    let usable = || -> ApiResult<crate::llm::client::Target> {
+        let model = crate::llm::catalog::get_model(ctx.db, &id)?
+            .ok_or_else(|| ApiError::not_found("model"))?;
+        Ok(super::llm_calls::target_for(ctx, &model)?.0)
+    };
+    match usable() {
+        Ok(target) => Some((target, id)),
+        Err(e) => {
+            tracing::warn!(request_id = ctx.request_id, model_id = %id, code = e.code, "chosen embedding model unusable; using the local one");
+            None
+        }
+    }
 }
 
 /// `text`'s vector, or `None` (logged) when there is no model or it failed.

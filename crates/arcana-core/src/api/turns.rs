@@ -272,7 +272,8 @@ pub fn answer(ctx: &Ctx<'_>, caller: &AuthUser, turn: Turn) -> ApiResult<ApiResp
         let answer = &outcome.completion.content;
         super::titles::retitle(ctx, caller, &conversation_id, first, &text, answer);
     }
-    super::semantic::remember_message(ctx, caller.id(), &reply.id, &reply.message_content, None);
+    // The reply's own vector is left to the next search's backfill: embedding it here
+    // would hold the answer back by one embedding.
     let mut response = ChatResponse::new(conversation_id, user_msg.id, reply.id, outcome);
     response.memory_used = memory_used;
     Ok(ApiResponse::json(200, &response))

@@ -10,6 +10,8 @@
 //!   ([`backfill`]).
 //! - [`rank`]: cosine similarity, nearest items, and reciprocal rank fusion.
 
+pub mod choice;
+pub mod provider;
 pub mod rank;
 pub mod store;
 

@@ -151,7 +151,7 @@ pub fn nearest(
 }
 
 /// The vector space the libSQL index covers (migrations/libsql/1001_message_vector_index.sql).
-pub const INDEXED_MODEL: &str = "spin:all-minilm-l6-v2";
+pub const INDEXED_MODEL: &str = crate::api::embedding_model::LOCAL_VECTORS;
 
 /// The caller's `limit` messages nearest to `query` through libSQL's vector index
 /// (DiskANN, approximate): the `candidates` nearest of everyone's, then the caller's
@@ -214,8 +214,13 @@ pub fn memories_without(
         .collect()
 }
 
-/// Up to `limit` of the caller's messages without a vector of `model`, newest first:
-/// `(id, text)`.
+/// How many of a caller's newest messages the backfill looks through per request: its
+/// cost stays bounded however many messages there are (older ones without a vector,
+/// from a large import, are found by keyword only; see README).
+pub const BACKFILL_WINDOW: i64 = 2_000;
+
+/// Up to `limit` of the caller's newest [`BACKFILL_WINDOW`] messages without a vector of
+/// `model`, newest first: `(id, text)`.
 pub fn messages_without(
     db: &dyn Db,
     user_id: &str,
@@ -223,11 +228,18 @@ pub fn messages_without(
     limit: usize,
 ) -> Result<Vec<(String, String)>, DbError> {
     let rows = db.query(
-        "SELECT m.id, m.message_content FROM chat_messages m
+        "SELECT m.id, m.message_content FROM (
+             SELECT id, message_content, timestamp FROM chat_messages
+             WHERE user_id = ?1 ORDER BY timestamp DESC LIMIT ?4) m
          LEFT JOIN vectors v ON v.item_kind = 'message' AND v.item_id = m.id AND v.model = ?2
-         WHERE m.user_id = ?1 AND v.item_id IS NULL AND m.message_content <> ''
+         WHERE v.item_id IS NULL AND m.message_content <> ''
          ORDER BY m.timestamp DESC LIMIT ?3",
-        &[user_id.into(), model.into(), (limit as i64).into()],
+        &[
+            user_id.into(),
+            model.into(),
+            (limit as i64).into(),
+            BACKFILL_WINDOW.into(),
+        ],
     )?;
     rows.iter().map(|r| Ok((r.text(0)?, r.text(1)?))).collect()
 }
