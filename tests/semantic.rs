@@ -17,7 +17,10 @@ fn model_installed() -> bool {
         .all(|f| dir.join(f).is_file());
     if !found {
         if std::env::var_os("ARCANA_REQUIRE_MODEL").is_some() {
-            panic!("ARCANA_REQUIRE_MODEL is set but {} is missing (target/debug/arcana models)", dir.display());
+            panic!(
+                "ARCANA_REQUIRE_MODEL is set but {} is missing (target/debug/arcana models)",
+                dir.display()
+            );
         }
         eprintln!("SKIPPED: the embedding model is not installed (target/debug/arcana models)");
     }
@@ -56,7 +59,13 @@ fn vectors(v: &Value) -> Vec<Vec<f64>> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| e.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect())
+        .map(|e| {
+            e.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap())
+                .collect()
+        })
         .collect()
 }
 
@@ -71,7 +80,9 @@ async fn the_runner_computes_the_vectors_real_spin_computes() {
     if !model_installed() {
         return;
     }
-    let Some(spin) = probe(Host::Spin) else { return };
+    let Some(spin) = probe(Host::Spin) else {
+        return;
+    };
     let runner = probe(Host::Runner).unwrap();
     let cases: [&[&str]; 3] = [
         &["my cat is named Miso"],
@@ -82,12 +93,19 @@ async fn the_runner_computes_the_vectors_real_spin_computes() {
         let (s1, on_spin) = embed(&spin, "all-minilm-l6-v2", texts).await;
         let (s2, on_runner) = embed(&runner, "all-minilm-l6-v2", texts).await;
         assert_eq!((s1, s2), (200, 200), "{on_spin} {on_runner}");
-        assert_eq!(on_spin["prompt_token_count"], on_runner["prompt_token_count"]);
+        assert_eq!(
+            on_spin["prompt_token_count"],
+            on_runner["prompt_token_count"]
+        );
         let (a, b) = (vectors(&on_spin), vectors(&on_runner));
         assert_eq!(a.len(), texts.len());
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(x.len(), 384);
-            let worst = x.iter().zip(y).map(|(p, q)| (p - q).abs()).fold(0.0, f64::max);
+            let worst = x
+                .iter()
+                .zip(y)
+                .map(|(p, q)| (p - q).abs())
+                .fold(0.0, f64::max);
             assert!(worst < 1e-4, "largest difference {worst} for {texts:?}");
             assert!((cosine(x, x) - 1.0).abs() < 1e-4, "unit length");
         }
@@ -144,7 +162,10 @@ fn used_keys(answer: &Value) -> Vec<String> {
 /// The system prompt the stand-in received last.
 fn last_system_prompt(env: &Backend) -> String {
     let last = env.stand_in.received().pop().unwrap();
-    last.body["messages"][0]["content"].as_str().unwrap_or("").to_string()
+    last.body["messages"][0]["content"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
 }
 
 both_hosts! {

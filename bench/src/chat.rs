@@ -28,14 +28,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let env = Backend::start().await;
     let (runner, stand_in, token) = (&env.runner, &env.stand_in, env.admin.clone());
     let http = client();
-    let me: Value = http
-        .get(runner.at("/api/auth/me"))
-        .bearer_auth(&token)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let user_id = me["id"].as_str().unwrap_or_default().to_string();
+    let user_id = arcana_tests::user_id(runner, &token).await;
     let provider = env.openai_provider().await;
     env.model(&provider, "bench-model", true).await;
 

@@ -39,7 +39,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let env = Backend::start().await;
     let provider = env.openai_provider().await;
     env.model(&provider, "bench-model", true).await;
-    results.insert("memory_search".into(), memory_search(&env, args.requests).await?);
+    results.insert(
+        "memory_search".into(),
+        memory_search(&env, args.requests).await?,
+    );
     results.insert(
         "message_search".into(),
         message_search(&env, args.requests, args.messages).await?,
@@ -74,7 +77,11 @@ async fn embedding(n: usize) -> anyhow::Result<Value> {
         let url = runner.at("/probe/embed");
         let body = json!({"texts": ["what should I feed my cat tonight?"]});
         // The model loads on first use: not part of the figure.
-        http.post(&url).json(&body).send().await?.error_for_status()?;
+        http.post(&url)
+            .json(&body)
+            .send()
+            .await?
+            .error_for_status()?;
         let (h, u) = (http.clone(), url.clone());
         let embed = p50_p99(n, async || {
             h.post(&u)
@@ -146,8 +153,15 @@ async fn memory_search(env: &Backend, n: usize) -> anyhow::Result<Value> {
 }
 
 /// Seeds `count` message vectors (random unit vectors) for messages `m-start..`.
-async fn seed_vectors(db: &std::path::Path, user: &str, start: usize, count: usize) -> anyhow::Result<()> {
-    let config = arcana_db::DatabaseConfig::Local { path: db.to_path_buf() };
+async fn seed_vectors(
+    db: &std::path::Path,
+    user: &str,
+    start: usize,
+    count: usize,
+) -> anyhow::Result<()> {
+    let config = arcana_db::DatabaseConfig::Local {
+        path: db.to_path_buf(),
+    };
     let pool = arcana_db::Pool::open(&config, 1).await?;
     let conn = pool.get().await?;
     let mut state = 0x9e37_79b9_7f4a_7c15u64 ^ start as u64;
@@ -178,15 +192,7 @@ async fn seed_vectors(db: &std::path::Path, user: &str, start: usize, count: usi
 
 /// Message search at 1k and `large` messages, with the vector index and without.
 async fn message_search(env: &Backend, n: usize, large: usize) -> anyhow::Result<Value> {
-    let http = client();
-    let me: Value = http
-        .get(env.runner.at("/api/auth/me"))
-        .bearer_auth(&env.admin)
-        .send()
-        .await?
-        .json()
-        .await?;
-    let user = me["id"].as_str().unwrap_or_default().to_string();
+    let user = arcana_tests::user_id(&env.runner, &env.admin).await;
     let db = env.runner.db_path();
     let mut out = serde_json::Map::new();
     let mut seeded = 0;
@@ -202,7 +208,10 @@ async fn message_search(env: &Backend, n: usize, large: usize) -> anyhow::Result
         };
         crate::seed::messages(&db, &seed).await?;
         seed_vectors(&db, &user, seeded, total - seeded).await?;
-        println!("seeded {total} messages with vectors in {:.0} s", started.elapsed().as_secs_f64());
+        println!(
+            "seeded {total} messages with vectors in {:.0} s",
+            started.elapsed().as_secs_f64()
+        );
         seeded = total;
         out.insert(total.to_string(), search_figures(env, n, total).await?);
     }
@@ -210,8 +219,12 @@ async fn message_search(env: &Backend, n: usize, large: usize) -> anyhow::Result
     let config = arcana_db::DatabaseConfig::Local { path: db.clone() };
     let pool = arcana_db::Pool::open(&config, 1).await?;
     let conn = pool.get().await?;
-    conn.query_all("DROP TABLE message_vector_index", vec![]).await?;
-    out.insert(format!("{large}_without_index"), search_figures(env, n, large).await?);
+    conn.query_all("DROP TABLE message_vector_index", vec![])
+        .await?;
+    out.insert(
+        format!("{large}_without_index"),
+        search_figures(env, n, large).await?,
+    );
     Ok(Value::Object(out))
 }
 
@@ -220,7 +233,10 @@ async fn search_figures(env: &Backend, n: usize, total: usize) -> anyhow::Result
     let get = |path: &str| crate::latency::get(&http, env.runner.at(path), &env.admin);
     let q = "q=kubernetes%20latency%20problems&limit=20";
     let ranked: Value = http
-        .get(env.runner.at(&format!("/api/chat/search?{q}&mode=semantic")))
+        .get(
+            env.runner
+                .at(&format!("/api/chat/search?{q}&mode=semantic")),
+        )
         .bearer_auth(&env.admin)
         .send()
         .await?
@@ -262,13 +278,19 @@ async fn chat(n: usize) -> anyhow::Result<Value> {
         ("semantic memory on", Backend::start().await),
         (
             "semantic memory off",
-            Backend::start_with(RunnerOptions::default().env("SPIN_VARIABLE_SEMANTIC_MEMORY", "false")).await,
+            Backend::start_with(
+                RunnerOptions::default().env("SPIN_VARIABLE_SEMANTIC_MEMORY", "false"),
+            )
+            .await,
         ),
         (
             "no embedding model",
             Backend::start_with(
-                RunnerOptions { runtime_config: Some(no_model_rc), ..Default::default() }
-                    .env("ARCANA_NO_MODEL_INSTALL", "true"),
+                RunnerOptions {
+                    runtime_config: Some(no_model_rc),
+                    ..Default::default()
+                }
+                .env("ARCANA_NO_MODEL_INSTALL", "true"),
             )
             .await,
         ),
@@ -321,7 +343,10 @@ async fn chat(n: usize) -> anyhow::Result<Value> {
             p50[i] / base,
             p50[i] - base
         );
-        out.insert((*name).into(), json!({"p50_ms": p50[i], "ratio_to_no_model": p50[i] / base}));
+        out.insert(
+            (*name).into(),
+            json!({"p50_ms": p50[i], "ratio_to_no_model": p50[i] / base}),
+        );
     }
     Ok(Value::Object(out))
 }

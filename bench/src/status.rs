@@ -111,14 +111,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         } else {
             env.user(&format!("user{i}"), &["terminal"]).await
         };
-        let me: Value = http
-            .get(env.runner.at("/api/auth/me"))
-            .bearer_auth(&token)
-            .send()
-            .await?
-            .json()
-            .await?;
-        users.push(me["id"].as_str().unwrap_or_default().to_string());
+        users.push(arcana_tests::user_id(&env.runner, &token).await);
         if i == 1 {
             user_token = token;
         }

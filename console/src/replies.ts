@@ -13,6 +13,8 @@ export interface ReplyIds {
   reply_message_id: string;
   /** Absent when following (only the sender learns it). */
   user_message_id?: string;
+  /** The memories the prompt included (as in the `done` event's answer). */
+  memory_used?: Schemas['MemoryUse'][];
 }
 
 /** How a reply stream ended. */

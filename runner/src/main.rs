@@ -201,13 +201,20 @@ async fn migrate(manifest: &Manifest, args: &MigrateArgs) -> anyhow::Result<Runt
     // What only libSQL can do (vector indexes), where the database is libSQL.
     let libsql_dir = dir.join("libsql");
     let has_vectors = conn
-        .query_all("SELECT vector_distance_cos(vector32('[1]'), vector32('[1]'))", Vec::new())
+        .query_all(
+            "SELECT vector_distance_cos(vector32('[1]'), vector32('[1]'))",
+            Vec::new(),
+        )
         .await
         .is_ok();
     if libsql_dir.is_dir() && has_vectors {
         let extra = arcana_db::load_migrations_dir(&libsql_dir)?;
         let applied = arcana_db::apply_migrations(&conn, &extra).await?;
-        tracing::info!(applied = applied.len(), total = extra.len(), "libSQL migrations up to date");
+        tracing::info!(
+            applied = applied.len(),
+            total = extra.len(),
+            "libSQL migrations up to date"
+        );
     }
     Ok(runtime_config)
 }

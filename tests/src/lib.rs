@@ -655,6 +655,20 @@ pub async fn login(runner: &Runner, username: &str, password: &str) -> String {
         .to_string()
 }
 
+/// The id of the user a token belongs to (`GET /api/auth/me`).
+pub async fn user_id(runner: &Runner, token: &str) -> String {
+    let me: serde_json::Value = client()
+        .get(runner.at("/api/auth/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    me["id"].as_str().expect("me has an id").to_string()
+}
+
 /// Registers the first user (who becomes admin) and returns their token.
 pub async fn register_admin(runner: &Runner, username: &str, password: &str) -> String {
     let resp = client()

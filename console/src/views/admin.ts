@@ -1,5 +1,5 @@
 // The admin tab: LLM providers, models, routing rules with the router's explanation of
-// a request, users, and usage. Sections appear by permission (`llm:admin`,
+// a request, the embedding model, users, and usage. Sections appear by permission (`llm:admin`,
 // `users:admin`); the API enforces them either way.
 
 import { api, ok, type Schemas } from '../api';
@@ -15,6 +15,8 @@ type User = Schemas['User'];
 const PROVIDER_KINDS: Schemas['ProviderKind'][] = ['openai', 'anthropic'];
 const ROLES: Schemas['UserRole'][] = ['user', 'admin'];
 const PERMISSIONS: Schemas['Permission'][] = ['terminal', 'llm:admin', 'users:admin'];
+/** The embedding model used when no provider model is chosen. */
+const LOCAL_EMBEDDING = 'local (all-minilm-l6-v2)';
 
 export function adminView(root: HTMLElement, me: Schemas['MeResponse']): View {
   const llmAdmin = me.effective_permissions.includes('llm:admin');
@@ -22,6 +24,7 @@ export function adminView(root: HTMLElement, me: Schemas['MeResponse']): View {
   let providers: Provider[] = [];
   let models: Model[] = [];
   let users: User[] = [];
+  let embedding: Schemas['EmbeddingModel'] | null = null;
 
   const providerList = h('div', { 'data-testid': 'provider-list' });
   const modelList = h('div', { 'data-testid': 'model-list' });
@@ -35,9 +38,11 @@ export function adminView(root: HTMLElement, me: Schemas['MeResponse']): View {
   const ruleTarget = h('select', { required: true });
   const ruleFallbacks = h('select', { multiple: true, size: 3 });
   const explainModel = h('select', {});
+  const embeddingModel = h('select', { 'data-testid': 'embedding-model', 'aria-label': 'Embedding model' });
+  const embeddingCurrent = h('p', { 'data-testid': 'embedding-current' });
 
   const sections: HTMLElement[] = [];
-  if (llmAdmin) sections.push(providerSection(), modelSection(), ruleSection(), explainSection(), usageSection());
+  if (llmAdmin) sections.push(providerSection(), modelSection(), ruleSection(), explainSection(), embeddingSection(), usageSection());
   if (usersAdmin) sections.push(userSection());
   const nav = h(
     'nav',
@@ -53,7 +58,7 @@ export function adminView(root: HTMLElement, me: Schemas['MeResponse']): View {
         if (usersAdmin) await loadUsers();
         if (!llmAdmin) return;
         await Promise.all([loadProviders(), loadModels()]);
-        await Promise.all([loadRules(), loadUsage()]);
+        await Promise.all([loadRules(), loadUsage(), loadEmbedding()]);
       });
     },
   };
@@ -218,6 +223,7 @@ export function adminView(root: HTMLElement, me: Schemas['MeResponse']): View {
         'model-table',
       ),
     );
+    if (embedding) showEmbedding(embedding);
   }
 
   async function updateModel(m: Model, change: Partial<Schemas['ModelInput']>): Promise<void> {
@@ -353,6 +359,52 @@ export function adminView(root: HTMLElement, me: Schemas['MeResponse']): View {
         ? table('Rules considered', ['Rule', 'Matched', 'Why not'], d.rules.map((v) => [v.rule_name, v.matched ? 'yes' : 'no', v.reason ?? '']))
         : null,
     );
+  }
+
+  // Embedding model.
+
+  function embeddingSection(): HTMLElement {
+    const form = h(
+      'form',
+      {
+        class: 'inline-form',
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          void guarded(async () => {
+            const body: Schemas['EmbeddingModelChoice'] = { model_id: embeddingModel.value || null };
+            showEmbedding(await ok(api.PUT('/api/arcana/llm/embedding-model', { body })));
+          });
+        },
+      },
+      field('Embed with', embeddingModel),
+      h('button', { type: 'submit', class: 'primary', 'data-testid': 'embedding-save' }, 'Use for embeddings'),
+    );
+    return section(
+      'admin-embedding',
+      'Embedding model',
+      h('p', { class: 'note' }, 'Embeds memories and messages for relevance and semantic search; after a change, stored vectors are replaced a few per request.'),
+      embeddingCurrent,
+      form,
+    );
+  }
+
+  async function loadEmbedding(): Promise<void> {
+    showEmbedding(await ok(api.GET('/api/arcana/llm/embedding-model')));
+  }
+
+  function showEmbedding(choice: Schemas['EmbeddingModel']): void {
+    embedding = choice;
+    // Only models on OpenAI-kind providers can embed.
+    const kind = (m: Model) => providers.find((p) => p.id === m.provider_id)?.kind;
+    const usable = models.filter((m) => kind(m) !== 'anthropic' || m.id === choice.model_id);
+    replace(
+      embeddingModel,
+      h('option', { value: '' }, LOCAL_EMBEDDING),
+      ...usable.map((m) => h('option', { value: m.id }, `${m.display_name} · ${m.provider_name}`)),
+    );
+    embeddingModel.value = choice.model_id ?? '';
+    const name = choice.model_id ? (choice.model_name ?? choice.model_id) : LOCAL_EMBEDDING;
+    replace(embeddingCurrent, 'Current: ', h('strong', {}, name), h('span', { class: 'note' }, ` · vectors stored as ${choice.vectors}`));
   }
 
   // Users.

@@ -1,7 +1,8 @@
-// The chat tab: the conversation list with search, a conversation's messages, the
-// composer with the model picker, and streamed replies with a stop button. A reply
-// being generated is followed again after a reload: its ids are in sessionStorage, and
-// any reply still `streaming` in a conversation's history is followed when it opens.
+// The chat tab: the conversation list with search (keyword, semantic or hybrid), a
+// conversation's messages, the composer with the model picker, and streamed replies with
+// a stop button and the memories their prompt used. A reply being generated is followed
+// again after a reload: its ids are in sessionStorage, and any reply still `streaming`
+// in a conversation's history is followed when it opens.
 
 import { api, ApiError, ok, type Schemas } from '../api';
 import { field, guarded, h, replace, showError, when } from '../dom';
@@ -10,12 +11,17 @@ import { session } from '../session';
 import type { View } from './view';
 
 type ChatMessage = Schemas['ChatMessage'];
+type SearchMode = Schemas['SearchMode'];
+
+const SEARCH_MODES: SearchMode[] = ['keyword', 'semantic', 'hybrid'];
 
 /** One message on screen. */
 interface Bubble {
   el: HTMLLIElement;
   body: HTMLDivElement;
   meta: HTMLDivElement;
+  /** "memory used: …" under a reply produced here. */
+  memory: HTMLDivElement;
 }
 
 /** The reply this tab is streaming or following. */
@@ -32,6 +38,8 @@ export function chatView(root: HTMLElement): View {
   let searchTimer = 0;
   /** Counts conversation opens, so that only the latest one renders. */
   let opens = 0;
+  /** Counts searches, so that only the latest one renders. */
+  let searches = 0;
   /** Titles of the conversations listed, by id. */
   const titles = new Map<string, string>();
 
@@ -45,6 +53,18 @@ export function chatView(root: HTMLElement): View {
       searchTimer = window.setTimeout(() => void guarded(loadConversations), 250);
     },
   });
+  const searchMode = h(
+    'select',
+    {
+      'aria-label': 'Search mode',
+      'data-testid': 'search-mode',
+      onchange: () => {
+        clearTimeout(searchTimer);
+        void guarded(loadConversations);
+      },
+    },
+    ...SEARCH_MODES.map((m) => h('option', { value: m }, m)),
+  );
   const list = h('ul', { class: 'conversation-list', 'data-testid': 'conversation-list' });
   const hits = h('div', { class: 'hits', 'data-testid': 'search-hits' });
   const picker = h('select', {
@@ -84,7 +104,7 @@ export function chatView(root: HTMLElement): View {
         'aside',
         { class: 'sidebar', 'aria-label': 'Conversations' },
         h('button', { type: 'button', class: 'primary', 'data-testid': 'new-chat', onclick: () => newChat() }, 'New chat'),
-        search,
+        h('div', { class: 'search-row' }, search, searchMode),
         list,
         hits,
       ),
@@ -137,7 +157,10 @@ export function chatView(root: HTMLElement): View {
 
   async function loadConversations(): Promise<void> {
     const q = search.value.trim();
+    const mode = searchMode.value as SearchMode;
+    const mine = ++searches;
     const page = await ok(api.GET('/api/chat/conversations', { params: { query: { q: q || undefined, limit: 100 } } }));
+    if (mine !== searches) return;
     for (const c of page.items) titles.set(c.id, c.title);
     if (current && titles.has(current)) title.textContent = titles.get(current) as string;
     replace(
@@ -158,16 +181,32 @@ export function chatView(root: HTMLElement): View {
     );
     if (!page.items.length) list.append(h('li', { class: 'empty' }, q ? 'No conversation title matches.' : 'No conversations yet.'));
     if (!q) return replace(hits);
-    const found = await ok(api.GET('/api/chat/search', { params: { query: { q, limit: 10 } } }));
+    let found: Schemas['SearchResults'];
+    try {
+      found = await ok(api.GET('/api/chat/search', { params: { query: { q, mode, limit: 10 } } }));
+    } catch (e) {
+      // No embedding model in this deployment: say so where the hits would be.
+      if (!(e instanceof ApiError && e.code === 'embeddings_unavailable')) throw e;
+      if (mine === searches) replace(hits, h('p', { class: 'note', 'data-testid': 'search-unavailable' }, e.message));
+      return;
+    }
+    if (mine !== searches) return;
     replace(
       hits,
-      found.hits.length ? h('h3', {}, 'Matching messages') : null,
+      h('h3', {}, found.hits.length ? 'Matching messages' : 'No message matches.'),
+      found.ranked_by ? h('p', { class: 'ranked-by', 'data-testid': 'search-ranked-by' }, `ranked by ${found.ranked_by}`) : null,
       ...found.hits.map((hit) =>
         h(
           'button',
-          { type: 'button', class: 'hit', onclick: () => void guarded(() => openConversation(hit.conversation_id)) },
-          h('strong', {}, hit.conversation_title),
-          h('span', {}, ...snippet(hit.snippet)),
+          { type: 'button', class: 'hit', 'data-testid': 'search-hit', onclick: () => void guarded(() => openConversation(hit.conversation_id)) },
+          h(
+            'span',
+            { class: 'hit-head' },
+            h('strong', {}, hit.conversation_title),
+            hit.score != null && found.mode !== 'keyword' ? h('span', { class: 'score', 'data-testid': 'search-score', title: 'score' }, hit.score.toFixed(2)) : null,
+          ),
+          // Semantic snippets are the message's plain text; the others mark matched terms.
+          h('span', { class: 'hit-text' }, ...(found.mode === 'semantic' ? [hit.snippet] : snippet(hit.snippet))),
         ),
       ),
     );
@@ -282,6 +321,7 @@ export function chatView(root: HTMLElement): View {
           void guarded(loadConversations);
         }
         session.streaming = { conversationId: ids.conversation_id, replyId: ids.reply_message_id };
+        if (ids.memory_used) memoryUsed(l.bubble, ids.memory_used);
         if (l.stopRequested) void guarded(() => cancelReply(ids.reply_message_id));
       },
       onDelta(text) {
@@ -338,6 +378,7 @@ export function chatView(root: HTMLElement): View {
         setStatus(b, 'complete');
         const fallback = r.fallback_from ? ` · instead of ${r.fallback_from.model_name} (${r.fallback_from.code})` : '';
         b.meta.textContent = `${r.model_name} · ${r.usage.prompt_tokens}+${r.usage.completion_tokens} tokens · ${Math.round(r.latency_ms)} ms${fallback}`;
+        if (r.memory_used) memoryUsed(b, r.memory_used);
         break;
       }
       case 'cancelled':
@@ -372,14 +413,26 @@ export function chatView(root: HTMLElement): View {
 function bubble(sender: string, text: string, status: string): Bubble {
   const body = h('div', { class: 'body', 'data-testid': 'message-body' }, text);
   const meta = h('div', { class: 'meta' });
+  const memory = h('div', { class: 'memory-used', 'data-testid': 'memory-used', hidden: true });
   const el = h(
     'li',
     { class: `message ${sender}`, 'data-testid': 'message', 'data-sender': sender, 'data-status': status },
     h('div', { class: 'who' }, sender === 'user' ? 'You' : 'Assistant'),
     body,
     meta,
+    memory,
   );
-  return { el, body, meta };
+  return { el, body, meta, memory };
+}
+
+/** "memory used: key (0.41), key2 (pinned)" under a reply; nothing when none was used. */
+function memoryUsed(b: Bubble, used: Schemas['MemoryUse'][]): void {
+  const items = used.map((u) => {
+    const why = [u.pinned ? 'pinned' : null, !u.pinned && u.score != null ? u.score.toFixed(2) : null].filter(Boolean);
+    return why.length ? `${u.key} (${why.join(', ')})` : u.key;
+  });
+  b.memory.textContent = items.length ? `memory used: ${items.join(', ')}` : '';
+  b.memory.hidden = !items.length;
 }
 
 function describe(b: Bubble, m: ChatMessage): void {

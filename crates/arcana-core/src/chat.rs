@@ -559,24 +559,25 @@ pub fn hits_for_messages(
     }
     let ids = serde_json::to_string(ids).map_err(|e| DbError::Decode(e.to_string()))?;
     let rows = db.query(
-        "SELECT m.conversation_id, c.title, m.id, substr(m.message_content, 1, 200), m.timestamp
+        "SELECT m.conversation_id, c.title, m.id, substr(m.message_content, 1, 200), 0.0, m.timestamp
          FROM chat_messages m JOIN conversations c ON c.id = m.conversation_id
          WHERE m.user_id = ?1 AND m.id IN (SELECT value FROM json_each(?2))",
         &[user_id.into(), ids.into()],
     )?;
-    rows.iter()
-        .map(|r| {
-            Ok(SearchHit {
-                conversation_id: r.text(0)?,
-                conversation_title: r.text(1)?,
-                message_id: r.opt_text(2)?,
-                snippet: r.text(3)?,
-                rank: 0.0,
-                timestamp: r.text(4)?,
-                score: None,
-            })
-        })
-        .collect()
+    rows.iter().map(hit_from_row).collect()
+}
+
+/// A hit from `conversation_id, title, message_id, snippet, rank, timestamp`.
+fn hit_from_row(r: Row<'_>) -> Result<SearchHit, DbError> {
+    Ok(SearchHit {
+        conversation_id: r.text(0)?,
+        conversation_title: r.text(1)?,
+        message_id: r.opt_text(2)?,
+        snippet: r.text(3)?,
+        rank: r.real(4)?,
+        timestamp: r.text(5)?,
+        score: None,
+    })
 }
 
 /// Turns user input into a safe FTS5 expression: every word quoted, all required.
@@ -635,19 +636,7 @@ pub fn search(
          ) ORDER BY 5, 6 DESC LIMIT ?3",
         &[messages.into(), titles.into(), limit.into()],
     )?;
-    rows.iter()
-        .map(|r| {
-            Ok(SearchHit {
-                conversation_id: r.text(0)?,
-                conversation_title: r.text(1)?,
-                message_id: r.opt_text(2)?,
-                snippet: r.text(3)?,
-                rank: r.real(4)?,
-                timestamp: r.text(5)?,
-                score: None,
-            })
-        })
-        .collect()
+    rows.iter().map(hit_from_row).collect()
 }
 
 #[cfg(test)]

@@ -82,10 +82,17 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
             let body: serde_json::Value =
                 serde_json::from_slice(&req.into_body().await.unwrap_or_default())
                     .unwrap_or_default();
-            let model = body["model"].as_str().unwrap_or("all-minilm-l6-v2").to_string();
+            let model = body["model"]
+                .as_str()
+                .unwrap_or("all-minilm-l6-v2")
+                .to_string();
             let texts: Vec<String> = body["texts"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default();
             match spin_sdk::llm::generate_embeddings(
                 spin_sdk::llm::EmbeddingModel::Other(&model),
@@ -100,11 +107,16 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
                 ),
                 Err(e) => {
                     let (kind, message) = match e {
-                        spin_sdk::llm::Error::ModelNotSupported => ("model-not-supported", String::new()),
+                        spin_sdk::llm::Error::ModelNotSupported => {
+                            ("model-not-supported", String::new())
+                        }
                         spin_sdk::llm::Error::RuntimeError(m) => ("runtime-error", m),
                         spin_sdk::llm::Error::InvalidInput(m) => ("invalid-input", m),
                     };
-                    reply(400, serde_json::json!({ "error": kind, "message": message }))
+                    reply(
+                        400,
+                        serde_json::json!({ "error": kind, "message": message }),
+                    )
                 }
             }
         }

@@ -313,13 +313,17 @@ pub(super) fn build_prompt(
     let budget = (model_window - reply_tokens).max(256);
     let mut memory_used = Vec::new();
     if let Some(query) = memory {
-        let chosen = super::semantic::memories_for_prompt(ctx, caller.id(), query, budget / MEMORY_SHARE)?;
+        let chosen =
+            super::semantic::memories_for_prompt(ctx, caller.id(), query, budget / MEMORY_SHARE)?;
         if !chosen.is_empty() {
             if !system.is_empty() {
                 system.push_str("\n\n");
             }
             system.push_str("Things to remember about the user:\n");
-            let lines: Vec<String> = chosen.iter().map(|(m, _)| super::semantic::prompt_line(m)).collect();
+            let lines: Vec<String> = chosen
+                .iter()
+                .map(|(m, _)| super::semantic::prompt_line(m))
+                .collect();
             system.push_str(&lines.join("\n"));
             let keys: Vec<String> = chosen.iter().map(|(m, _)| m.key.clone()).collect();
             memory::touch(ctx.db, caller.id(), &keys, &now())?;

@@ -45,8 +45,7 @@ pub struct Ctx<'a> {
     pub embedder: Option<&'a dyn crate::vectors::Embedder>,
     /// The provider model an admin chose for embeddings, once looked up (see
     /// `semantic::embedder`).
-    pub(crate) provider_embedder:
-        std::cell::OnceCell<Option<(crate::llm::client::Target, String)>>,
+    pub(crate) provider_embedder: std::cell::OnceCell<Option<(crate::llm::client::Target, String)>>,
     /// CORS and request-id headers that a streamed response must carry too.
     pub common_headers: Vec<(String, String)>,
     /// The matched route's path template, for the request log.

@@ -5,8 +5,8 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::{
-    admin, auth, chat, embedding_model, gateway, imports, llm, llm_calls, reply_streams, semantic, status, system,
-    terminal_doc, tokens, turns,
+    admin, auth, chat, embedding_model, gateway, imports, llm, llm_calls, reply_streams, semantic,
+    status, system, terminal_doc, tokens, turns,
 };
 
 #[derive(OpenApi)]

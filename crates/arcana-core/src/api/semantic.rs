@@ -13,8 +13,8 @@ use crate::db::Db;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{ApiRequest, ApiResponse, PathParams};
 use crate::memory::{self, Memory};
-use crate::vectors::store::{self, Kind, Method};
 use crate::vectors::provider::ProviderEmbedder;
+use crate::vectors::store::{self, Kind, Method};
 use crate::vectors::{self, Embedder, rank};
 
 /// Items without a vector of the current model embedded per request, so a new model
@@ -50,7 +50,9 @@ fn embedder<'c>(ctx: &'c Ctx<'_>) -> Option<Box<dyn Embedder + 'c>> {
             transport,
             id,
         ))),
-        _ => ctx.embedder.map(|e| Box::new(Local(e)) as Box<dyn Embedder + 'c>),
+        _ => ctx
+            .embedder
+            .map(|e| Box::new(Local(e)) as Box<dyn Embedder + 'c>),
     }
 }
 
@@ -161,9 +163,7 @@ pub fn backfill(ctx: &Ctx<'_>, user_id: &str, kind: Kind) {
     let Some(e) = embedder(ctx) else { return };
     let missing = match kind {
         Kind::Memory => store::memories_without(ctx.db, user_id, e.model(), BACKFILL_PER_REQUEST),
-        Kind::Message => {
-            store::messages_without(ctx.db, user_id, e.model(), BACKFILL_PER_REQUEST)
-        }
+        Kind::Message => store::messages_without(ctx.db, user_id, e.model(), BACKFILL_PER_REQUEST),
     };
     let missing = match missing {
         Ok(m) => m,
@@ -194,7 +194,15 @@ pub fn ranked_memories(
         return Ok(Vec::new());
     };
     backfill(ctx, user_id, Kind::Memory);
-    let (best, _) = store::nearest(ctx.db, user_id, Kind::Memory, e.model(), query, limit, SCAN_LIMIT)?;
+    let (best, _) = store::nearest(
+        ctx.db,
+        user_id,
+        Kind::Memory,
+        e.model(),
+        query,
+        limit,
+        SCAN_LIMIT,
+    )?;
     let ids: Vec<String> = best.iter().map(|(id, _)| id.clone()).collect();
     let mut found = memory::by_ids(ctx.db, user_id, &ids)?;
     let mut out = Vec::with_capacity(best.len());
@@ -312,7 +320,10 @@ pub fn search_memories(ctx: &Ctx<'_>, req: &ApiRequest, _: &PathParams) -> ApiRe
         .into_iter()
         .map(|(memory, score)| MemoryHit { memory, score })
         .collect();
-    Ok(ApiResponse::json(200, &MemorySearchResults { query: q, hits }))
+    Ok(ApiResponse::json(
+        200,
+        &MemorySearchResults { query: q, hits },
+    ))
 }
 
 /// How `GET /api/chat/search` ranks.
@@ -362,20 +373,27 @@ fn semantic_hits(
     let (best, method) = match indexed {
         Some(best) => (best, Method::Index),
         None => store::nearest(
-        ctx.db,
-        user_id,
-        Kind::Message,
-        e.model(),
-        query,
-        limit as usize,
-        SCAN_LIMIT,
-    )?,
+            ctx.db,
+            user_id,
+            Kind::Message,
+            e.model(),
+            query,
+            limit as usize,
+            SCAN_LIMIT,
+        )?,
     };
     tracing::debug!(request_id = ctx.request_id, ?method, "semantic ranking");
-    let mut hits = chat::hits_for_messages(ctx.db, user_id, &best.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>())?;
+    let mut hits = chat::hits_for_messages(
+        ctx.db,
+        user_id,
+        &best.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(),
+    )?;
     let mut out = Vec::with_capacity(best.len());
     for (id, score) in best {
-        if let Some(i) = hits.iter().position(|h| h.message_id.as_deref() == Some(id.as_str())) {
+        if let Some(i) = hits
+            .iter()
+            .position(|h| h.message_id.as_deref() == Some(id.as_str()))
+        {
             let mut hit = hits.swap_remove(i);
             hit.score = Some(score as f64);
             out.push(hit);
@@ -440,6 +458,9 @@ pub fn search_messages(
 
 /// Whether `db` ranks vectors itself (libSQL), for the benchmark and the logs.
 pub fn database_ranks_vectors(db: &dyn Db) -> bool {
-    db.query("SELECT vector_distance_cos(vector32('[1]'), vector32('[1]'))", &[])
-        .is_ok()
+    db.query(
+        "SELECT vector_distance_cos(vector32('[1]'), vector32('[1]'))",
+        &[],
+    )
+    .is_ok()
 }

@@ -8,7 +8,10 @@ const KEY: &str = "embedding_model";
 
 /// The chosen provider model's id; `None` for the local model.
 pub fn chosen(db: &dyn Db) -> Result<Option<String>, DbError> {
-    let rows = db.query("SELECT value FROM app_settings WHERE key = ?1", &[KEY.into()])?;
+    let rows = db.query(
+        "SELECT value FROM app_settings WHERE key = ?1",
+        &[KEY.into()],
+    )?;
     let Some(row) = rows.first() else {
         return Ok(None);
     };

@@ -47,7 +47,9 @@ impl Embedder for ProviderEmbedder<'_> {
             let bytes = read_all(resp.as_mut(), 64 << 20)
                 .map_err(|e| EmbedError::Unavailable(e.to_string()))?;
             if !(200..300).contains(&status) {
-                return Err(EmbedError::Failed(format!("the provider answered {status}")));
+                return Err(EmbedError::Failed(format!(
+                    "the provider answered {status}"
+                )));
             }
             out.extend(parse(&bytes, chunk.len())?);
         }
@@ -68,7 +70,12 @@ fn parse(bytes: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, EmbedError> {
             let index = d["index"].as_u64().unwrap_or(i as u64);
             let vector = d["embedding"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_f64()).map(|x| x as f32).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_f64())
+                        .map(|x| x as f32)
+                        .collect()
+                })
                 .unwrap_or_default();
             (index, vector)
         })
@@ -90,7 +97,10 @@ mod tests {
     #[test]
     fn answers_are_put_back_in_input_order() {
         let body = br#"{"data":[{"index":1,"embedding":[0.5,0.5]},{"index":0,"embedding":[1,0]}]}"#;
-        assert_eq!(parse(body, 2).unwrap(), vec![vec![1.0, 0.0], vec![0.5, 0.5]]);
+        assert_eq!(
+            parse(body, 2).unwrap(),
+            vec![vec![1.0, 0.0], vec![0.5, 0.5]]
+        );
         assert!(parse(body, 3).is_err());
         assert!(parse(b"{}", 1).is_err());
     }

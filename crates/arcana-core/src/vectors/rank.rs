@@ -74,7 +74,11 @@ mod tests {
         let a = [1.0, 0.0];
         let b = [0.7, 0.7];
         let c = [1.0, 0.0, 0.0];
-        let got = nearest(&[1.0, 0.1], [("a", &a[..]), ("b", &b[..]), ("c", &c[..])], 5);
+        let got = nearest(
+            &[1.0, 0.1],
+            [("a", &a[..]), ("b", &b[..]), ("c", &c[..])],
+            5,
+        );
         let ids: Vec<&str> = got.iter().map(|(id, _)| id.as_str()).collect();
         assert_eq!(ids, ["a", "b"]);
     }

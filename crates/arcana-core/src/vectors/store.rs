@@ -40,7 +40,7 @@ pub fn encode(vector: &[f32]) -> Vec<u8> {
 
 /// The inverse of [`encode`]; `None` for a length that is not a multiple of 4.
 pub fn decode(bytes: &[u8]) -> Option<Vec<f32>> {
-    (bytes.len() % 4 == 0).then(|| {
+    bytes.len().is_multiple_of(4).then(|| {
         bytes
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -269,6 +269,9 @@ mod tests {
     #[test]
     fn memory_texts_read_like_sentences() {
         assert_eq!(memory_text("pet_name", "\"Miso\""), "pet name: Miso");
-        assert_eq!(memory_text("diet", "{\"vegan\":true}"), "diet: {\"vegan\":true}");
+        assert_eq!(
+            memory_text("diet", "{\"vegan\":true}"),
+            "diet: {\"vegan\":true}"
+        );
     }
 }
