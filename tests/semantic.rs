@@ -438,3 +438,38 @@ both_hosts! {
         assert!(!empty.path().join("ai-models").exists(), "nothing installed");
     }
 }
+
+both_hosts! {
+    async fn on_a_libsql_server_search_uses_its_vector_index() {
+        if !model_installed() {
+            return;
+        }
+        let Some(sqld) = arcana_tests::sqld::Sqld::start() else { return };
+        // As a deployment does before it starts Spin: `arcana migrate` applies the main
+        // files and, the server being libSQL, the vector index.
+        let rc = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(rc.path(), sqld.runtime_config()).unwrap();
+        let migrated = std::process::Command::new(arcana_tests::binary("arcana"))
+            .arg("migrate")
+            .arg("--from")
+            .arg(repo_root().join("spin.toml"))
+            .arg("--runtime-config-file")
+            .arg(rc.path())
+            .output()
+            .unwrap();
+        assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+        let env = Backend::start_with(RunnerOptions {
+            runtime_config: Some(sqld.runtime_config()),
+            ..Default::default()
+        })
+        .await;
+        let provider = env.openai_provider().await;
+        env.model(&provider, "echo", true).await;
+        for text in ["My laptop battery dies after an hour", "How do I renew my passport?"] {
+            chat(&env, &env.admin, text).await;
+        }
+        let found = search(&env, &env.admin, "notebook computer runs out of charge quickly", "semantic").await;
+        assert_eq!(found["ranked_by"], "index", "{found}");
+        assert!(hit_texts(&found)[0].contains("laptop battery"), "{found}");
+    }
+}

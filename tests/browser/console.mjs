@@ -2,8 +2,10 @@
 // End-to-end test of the web console in real Chromium, driven by playwright-core
 // (Debian's /usr/bin/chromium or $CHROMIUM; no browser is ever downloaded). It signs
 // in, adds a model through the admin page, streams a chat reply, reloads mid-reply and
-// sees it finish, stops another reply, edits memory, runs a command in the terminal and
-// opens the API reference, failing on any console error, page error or CSP violation.
+// sees it finish, stops another reply, edits memory (a pinned one, searched by meaning
+// and then used by a chat reply), searches messages by meaning, runs a command in the
+// terminal and opens the API reference, failing on any console error, page error or CSP
+// violation. The backend needs the all-minilm-l6-v2 model files (`arcana models`).
 //
 //   ARCANA_URL=http://127.0.0.1:3000 ARCANA_USER=admin ARCANA_PASSWORD=... \
 //   ARCANA_PROVIDER=<provider pointing at the LLM stand-in> ARCANA_SCREENSHOTS=/tmp/shots \
@@ -151,6 +153,7 @@ await step(`admin: add model ${MODEL} under ${PROVIDER}, pick it`, async () => {
     await until('the old model to go', async () => (await existing.count()) === 0);
   }
   await page.getByTestId('model-provider').selectOption({ label: PROVIDER });
+  await page.getByTestId('embedding-current').filter({ hasText: /^Current: / }).waitFor();
   await page.getByLabel('Model name', { exact: true }).fill(MODEL);
   await page.getByRole('button', { name: 'Add model' }).click();
   await existing.first().waitFor();
@@ -219,20 +222,69 @@ await step('stop a reply mid-stream', async () => {
 });
 
 // 6.
-await step('memory: add, list, delete an entry', async () => {
+const PET_QUESTION = 'what should I feed my pet?';
+await step('memory: add, pin, search by meaning, used by a reply, delete', async () => {
   const key = `console-test-${Date.now()}`;
-  await page.getByRole('link', { name: 'Memory', exact: true }).click();
+  const memoryTab = page.getByRole('link', { name: 'Memory', exact: true });
+  await memoryTab.click();
   await page.getByLabel('Key', { exact: true }).fill(key);
   await page.getByLabel('Value (JSON, or plain text)').fill('{"likes": "green tea"}');
   await page.getByRole('button', { name: 'Save memory' }).click();
   const row = page.getByTestId('memory-table').locator('tr', { hasText: key });
   await row.waitFor();
   await row.getByText('green tea').waitFor();
-  await row.getByRole('button', { name: `Delete memory ${key}` }).click();
-  await row.waitFor({ state: 'detached' });
+  if ((await row.getByTestId('memory-pin').count()) !== 0) throw new Error(`${key} shows as pinned`);
+
+  // A pinned memory (replaced if an earlier run left it).
+  await page.getByLabel('Key', { exact: true }).fill('pet');
+  await page.getByLabel('Value (JSON, or plain text)').fill('my cat is named Miso');
+  await page.getByTestId('memory-pinned').check();
+  await page.getByRole('button', { name: 'Save memory' }).click();
+  const pet = page.getByTestId('memory-table').locator('tr', { has: page.locator('code', { hasText: /^pet$/ }) });
+  await pet.getByText('my cat is named Miso').waitFor();
+  await pet.getByTestId('memory-pin').waitFor();
+
+  // By meaning: no word in common with the memory.
+  await page.getByTestId('memory-search').fill('animals living with me');
+  await page.getByTestId('memory-search-go').click();
+  const hit = page.getByTestId('memory-hit').first();
+  await hit.waitFor();
+  const firstKey = await hit.getAttribute('data-key');
+  const score = (await hit.getByTestId('memory-hit-score').innerText()).trim();
+  if (firstKey !== 'pet') throw new Error(`the first memory hit is ${firstKey}, not pet`);
+  if (!/^-?\d\.\d\d$/.test(score)) throw new Error(`the hit's score reads "${score}"`);
+
+  // A reply's prompt included it.
+  await page.getByRole('link', { name: 'Chat', exact: true }).click();
+  await page.getByTestId('new-chat').click();
+  await page.getByTestId('composer').fill(PET_QUESTION);
+  await page.getByTestId('send').click();
+  await page.locator('[data-testid="message"][data-sender="llm"]').last().and(page.locator('[data-status="complete"]')).waitFor();
+  const used = lastReply().getByTestId('memory-used');
+  await used.filter({ hasText: /^memory used: .*\bpet\b/ }).waitFor();
+
+  await memoryTab.click();
+  for (const [k, r] of [[key, row], ['pet', pet]]) {
+    await r.getByRole('button', { name: `Delete memory ${k}` }).click();
+    await r.waitFor({ state: 'detached' });
+  }
 });
 
 // 7.
+await step('search messages by meaning', async () => {
+  await page.getByRole('link', { name: 'Chat', exact: true }).click();
+  await page.getByTestId('search-mode').selectOption('semantic');
+  // No word in common with the question sent in the memory step.
+  await page.getByTestId('conversation-search').fill('kitty food');
+  const hit = page.getByTestId('search-hit').filter({ hasText: 'feed my pet' }).first();
+  await hit.waitFor();
+  const score = (await hit.getByTestId('search-score').innerText()).trim();
+  if (!/^-?\d\.\d\d$/.test(score)) throw new Error(`the hit's score reads "${score}"`);
+  await page.getByTestId('search-ranked-by').filter({ hasText: /^ranked by (index|database|scan)$/ }).waitFor();
+  await page.getByTestId('conversation-search').fill('');
+});
+
+// 8.
 await step('terminal: run a command', async () => {
   await page.getByRole('link', { name: 'Terminal', exact: true }).click();
   await page.getByTestId('terminal-status').filter({ hasText: /^Connected/ }).waitFor();
@@ -247,14 +299,14 @@ await step('terminal: run a command', async () => {
   await page.getByTestId('terminal-status').filter({ hasText: /^Shell ended/ }).waitFor();
 });
 
-// 8.
+// 9.
 await step('API reference renders', async () => {
   await page.goto(`${BASE}/api/docs`);
   await page.locator('.opblock-summary-path[data-path="/api/chat"]').first().waitFor();
   await page.locator('.opblock-summary-path[data-path="/api/arcana/llm/route/explain"]').first().waitFor();
 });
 
-// 9.
+// 10.
 await step('no console errors, page errors or CSP violations', async () => {
   if (problems.length) throw new Error(problems.join('\n'));
 });
