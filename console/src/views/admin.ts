@@ -1,6 +1,6 @@
 // The admin tab: LLM providers, models, routing rules with the router's explanation of
-// a request, the embedding model, users, and usage. Sections appear by permission (`llm:admin`,
-// `users:admin`); the API enforces them either way.
+// a request, the embedding model, users, and usage. Sections appear by permission
+// (`llm:admin`, `users:admin`); the API enforces them either way.
 
 import { api, ok, type Schemas } from '../api';
 import { field, guarded, h, replace, table, when } from '../dom';

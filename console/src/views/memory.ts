@@ -59,7 +59,7 @@ export function memoryView(root: HTMLElement): View {
             shown.map((m) => [
               h(
                 'span',
-                { class: 'memory-key' },
+                {},
                 h('code', {}, m.key),
                 m.pinned ? h('span', { class: 'badge', title: 'Pinned: in every chat', 'data-testid': 'memory-pin' }, 'pinned') : null,
               ),
