@@ -6,14 +6,18 @@ use std::time::{Duration, Instant};
 
 use arcana_tests::backend::Backend;
 use arcana_tests::both_hosts;
-use arcana_tests::{call, client};
+use arcana_tests::{RunnerOptions, call, client};
 use futures::StreamExt;
 use serde_json::{Value, json};
 
 type Env = Backend;
 
 async fn setup() -> Env {
-    let env = Backend::start().await;
+    setup_with(RunnerOptions::default()).await
+}
+
+async fn setup_with(opts: RunnerOptions) -> Env {
+    let env = Backend::start_with(opts).await;
     let provider = env.openai_provider().await;
     env.model(&provider, "gpt-chat", true).await;
     env.model(&provider, "fail-401", false).await;
@@ -30,7 +34,9 @@ async fn history_of(env: &Env, conv: &str) -> Vec<Value> {
 
 both_hosts! {
     async fn chat_persists_both_sides_and_builds_the_prompt() {
-        let env = setup().await;
+        // Memories by key order, as with `semantic_memory=false` (relevance is
+        // tests/semantic.rs's): every memory fits, in a deterministic order.
+        let env = setup_with(RunnerOptions::default().env("SPIN_VARIABLE_SEMANTIC_MEMORY", "false")).await;
         env.call(
             "PUT",
             "/api/arcana/llm/preferences",

@@ -35,6 +35,27 @@ fn api(sqld: &Sqld, stand_in: &StandIn, host: Host) -> Runner {
     )
 }
 
+/// [`api`] without the embedding model: no CPU spent embedding messages, so the writers
+/// measure the database's contention alone (a state folder without `ai-models`).
+fn api_without_model(sqld: &Sqld, stand_in: &StandIn) -> Runner {
+    let empty = std::env::temp_dir().join("arcana-tests-no-ai-models");
+    std::fs::create_dir_all(&empty).unwrap();
+    let rc = format!(
+        "state_dir = \"{}\"\n{}",
+        empty.display(),
+        sqld.runtime_config()
+    );
+    Runner::start_with(
+        RunnerOptions {
+            runtime_config: Some(rc),
+            host: Host::Runner,
+            ..Default::default()
+        }
+        .env("SPIN_VARIABLE_LLM_HOST_CUSTOM", &stand_in.url())
+        .env("ARCANA_NO_MODEL_INSTALL", "true"),
+    )
+}
+
 /// The stand-in as a provider (added through `providers_via`) with `models` (added
 /// through `models_via`: another instance, so the catalog is shared through the
 /// database); `(name, is_default)`.
@@ -447,8 +468,8 @@ async fn sustained_writes_from_two_instances_on_one_server_are_answered() {
     // and left transactions that blocked every writer for seconds (README, Scale-out).
     let Some(sqld) = Sqld::start() else { return };
     let stand_in = StandIn::start().await;
-    let a = api(&sqld, &stand_in, Host::Runner);
-    let c = api(&sqld, &stand_in, Host::Runner);
+    let a = api_without_model(&sqld, &stand_in);
+    let c = api_without_model(&sqld, &stand_in);
     let admin = arcana_tests::register_admin(&a, "root", "root password").await;
     stand_in_models(&a, &c, &admin, &stand_in, &[("gpt-echo", true)]).await;
     let (_, conv) = post(

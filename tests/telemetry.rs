@@ -591,13 +591,14 @@ async fn read_endpoints_run_at_most_two_statements() {
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let log = env.runner.log();
-    // Plain: 15 (user, budget, preferences, models, rules, the conversation, the message,
-    // memories and their touch, history, provider, ledger, reply; BEGIN/COMMIT counted).
+    // Plain: 17 (user, budget, preferences, models, rules, the conversation, the message,
+    // the embedding model chosen and the message's vector, the memories with their
+    // vectors and their touch, history, provider, ledger, reply; BEGIN/COMMIT counted).
     // Streamed, counted until the response head (the ledger and the reply come later):
     // the reply's row and stream state are written up front in the message's transaction
-    // (15); after the head come one statement per saved batch, the ledger, and the end
+    // (17); after the head come one statement per saved batch, the ledger, and the end
     // in one transaction (BEGIN, reply, stream state, COMMIT).
-    for (i, most) in [(0, 15), (1, 15)] {
+    for (i, most) in [(0, 17), (1, 17)] {
         let line = lines_with(&log, &format!("chat-{i}"))
             .into_iter()
             .find(|l| l["target"] == "arcana::access")

@@ -79,6 +79,12 @@ impl LocalEmbeddings {
             return Err(EmbeddingsError::ModelNotSupported);
         }
         let loaded = self.load().await?;
+        if texts.is_empty() {
+            // Spin's own answer (candle's, for a batch of none).
+            return Err(EmbeddingsError::Runtime(
+                "Error occurred generating embeddings: stack expects at least one tensor".into(),
+            ));
+        }
         tokio::task::spawn_blocking(move || loaded.embed(texts))
             .await
             .map_err(|e| EmbeddingsError::Runtime(format!("embedding task failed: {e}")))?
@@ -177,7 +183,9 @@ impl Loaded {
             let norm = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
             Ok((mean.broadcast_div(&norm)?.to_vec2::<f32>()?, n_tokens))
         };
-        let (vectors, n_tokens) = run().map_err(|e| e.to_string())?;
+        // candle's errors carry a backtrace when RUST_BACKTRACE is set: not for guests.
+        let (vectors, n_tokens) =
+            run().map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
         Ok(Embeddings {
             vectors,
             prompt_tokens: n_tokens as u32,

@@ -134,6 +134,14 @@ impl Row<'_> {
         }
     }
 
+    /// Nullable blob column.
+    pub fn opt_blob(&self, i: usize) -> Result<Option<&[u8]>, DbError> {
+        match self.values.get(i) {
+            Some(Value::Null) => Ok(None),
+            _ => self.blob(i).map(Some),
+        }
+    }
+
     /// Boolean stored as 0/1.
     pub fn bool(&self, i: usize) -> Result<bool, DbError> {
         self.int(i).map(|n| n != 0)

@@ -62,6 +62,10 @@ fn from_row(r: Row<'_>) -> Result<Memory, DbError> {
 const COLUMNS: &str = "id, key, value, last_accessed, created_at, updated_at, \
      EXISTS (SELECT 1 FROM context_memory_pins p WHERE p.memory_id = context_memory.id)";
 
+/// [`COLUMNS`] for a query that joins other tables.
+const QUALIFIED_COLUMNS: &str = "m.id, m.key, m.value, m.last_accessed, m.created_at, \
+     m.updated_at, EXISTS (SELECT 1 FROM context_memory_pins p WHERE p.memory_id = m.id)";
+
 /// Creates or replaces a memory; returns it and whether it was new. One statement: the
 /// row keeps its id when replaced, so a returned id equal to the new one means created.
 pub fn upsert(
@@ -109,33 +113,33 @@ fn set_pinned(db: &dyn Db, memory_id: &str, pinned: bool) -> Result<(), DbError>
     db.execute(sql, &[memory_id.into()])
 }
 
-/// The caller's memories with these ids (any order).
-pub fn by_ids(db: &dyn Db, user_id: &str, ids: &[String]) -> Result<Vec<Memory>, DbError> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids = serde_json::to_string(ids).map_err(|e| DbError::Decode(e.to_string()))?;
+/// Every memory of the caller (key order, at most 1,000) with its vector of `model` when
+/// it has one: in one statement, all that choosing memories by relevance needs.
+pub fn all_with_vectors(
+    db: &dyn Db,
+    user_id: &str,
+    model: &str,
+) -> Result<Vec<(Memory, Option<Vec<f32>>)>, DbError> {
     let rows = db.query(
         &format!(
-            "SELECT {COLUMNS} FROM context_memory
-             WHERE user_id = ?1 AND id IN (SELECT value FROM json_each(?2))"
+            "SELECT {QUALIFIED_COLUMNS}, v.vector FROM context_memory m
+             LEFT JOIN vectors v ON v.item_kind = 'memory' AND v.item_id = m.id AND v.model = ?2
+             WHERE m.user_id = ?1 ORDER BY m.key LIMIT 1000"
         ),
-        &[user_id.into(), ids.into()],
+        &[user_id.into(), model.into()],
     )?;
-    rows.iter().map(from_row).collect()
-}
-
-/// The caller's pinned memories, in key order.
-pub fn pinned(db: &dyn Db, user_id: &str) -> Result<Vec<Memory>, DbError> {
-    let rows = db.query(
-        &format!(
-            "SELECT {COLUMNS} FROM context_memory
-             WHERE user_id = ?1 AND id IN (SELECT memory_id FROM context_memory_pins)
-             ORDER BY key LIMIT 1000"
-        ),
-        &[user_id.into()],
-    )?;
-    rows.iter().map(from_row).collect()
+    rows.iter()
+        .map(|r| {
+            let vector = match r.opt_blob(7)? {
+                Some(b) => Some(
+                    crate::vectors::store::decode(b)
+                        .ok_or_else(|| DbError::Decode("vector length".into()))?,
+                ),
+                None => None,
+            };
+            Ok((from_row(r)?, vector))
+        })
+        .collect()
 }
 
 /// Marks memories as read now, in one statement however many there are.

@@ -205,7 +205,7 @@ fn resume_point(req: &ApiRequest) -> ApiResult<Option<usize>> {
     params(("message_id" = String, Path, description = "The reply's id (`reply_message_id` of the `start` event)"),
         ("last_event_id" = Option<u64>, Query, description = "For clients that cannot send the `Last-Event-ID` header"),
         ("Last-Event-ID" = Option<u64>, Header, description = "The last event id received")),
-    responses((status = 200, content_type = "text/event-stream", body = String,
+    responses((status = 200, content_type = "text/event-stream", body = super::llm_calls::StreamEvent,
         description = "`start`, `delta` {text}, then one of `done` (as `POST /api/chat`), `error` {code, message}, `cancelled`"),
         (status = 400, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub fn follow(ctx: &Ctx<'_>, req: &ApiRequest, params: &PathParams) -> ApiResult<ApiResponse> {

@@ -35,8 +35,8 @@ const HYBRID_DEPTH: i64 = 50;
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct MemoryUse {
     pub key: String,
-    /// Cosine similarity to the message; absent for memories included without ranking
-    /// (no embedding model) .
+    /// Cosine similarity to the message; null for memories included without ranking
+    /// (no embedding model, or pinned ones the ranking did not reach).
     pub score: Option<f32>,
     pub pinned: bool,
 }
@@ -158,14 +158,11 @@ pub fn remember_memory(ctx: &Ctx<'_>, user_id: &str, m: &Memory) {
     }
 }
 
-/// Embeds a few of the caller's items that have no vector of the current model.
-pub fn backfill(ctx: &Ctx<'_>, user_id: &str, kind: Kind) {
+/// Embeds a few of the caller's newest messages that have no vector of the current
+/// model (memories are caught up while they are ranked, see [`scored_memories`]).
+pub fn backfill_messages(ctx: &Ctx<'_>, user_id: &str) {
     let Some(e) = embedder(ctx) else { return };
-    let missing = match kind {
-        Kind::Memory => store::memories_without(ctx.db, user_id, e.model(), BACKFILL_PER_REQUEST),
-        Kind::Message => store::messages_without(ctx.db, user_id, e.model(), BACKFILL_PER_REQUEST),
-    };
-    let missing = match missing {
+    let missing = match store::messages_without(ctx.db, user_id, e.model(), BACKFILL_PER_REQUEST) {
         Ok(m) => m,
         Err(err) => {
             tracing::warn!(request_id = ctx.request_id, error = %err, "backfill query failed");
@@ -175,11 +172,48 @@ pub fn backfill(ctx: &Ctx<'_>, user_id: &str, kind: Kind) {
     let now = crate::time::now_string();
     for (id, text) in missing {
         let Some(v) = embed(ctx, &text) else { return };
-        if let Err(err) = store::put(ctx.db, kind, &id, user_id, e.model(), &v, &now) {
+        if let Err(err) = store::put(ctx.db, Kind::Message, &id, user_id, e.model(), &v, &now) {
             tracing::warn!(request_id = ctx.request_id, error = %err, "backfill write failed");
             return;
         }
     }
+}
+
+/// The caller's memories, each with its similarity to `query` when it has (or now got)
+/// a vector of the current model, in key order. One statement, plus the embedding of at
+/// most [`BACKFILL_PER_REQUEST`] memories that had none.
+fn scored_memories(
+    ctx: &Ctx<'_>,
+    e: &dyn Embedder,
+    user_id: &str,
+    query: &[f32],
+) -> ApiResult<Vec<(Memory, Option<f32>)>> {
+    let mut budget = BACKFILL_PER_REQUEST;
+    let now = crate::time::now_string();
+    let mut out = Vec::new();
+    for (m, vector) in memory::all_with_vectors(ctx.db, user_id, e.model())? {
+        let vector = match vector {
+            Some(v) => Some(v),
+            None if budget > 0 => {
+                budget -= 1;
+                let text = store::memory_text(&m.key, &m.value.to_string());
+                let v = e.embed_one(&vectors::embeddable_text(&text)).ok();
+                if let Some(v) = &v
+                    && let Err(err) =
+                        store::put(ctx.db, Kind::Memory, &m.id, user_id, e.model(), v, &now)
+                {
+                    tracing::warn!(request_id = ctx.request_id, error = %err, "backfill write failed");
+                }
+                v
+            }
+            None => None,
+        };
+        let score = vector
+            .filter(|v| v.len() == query.len())
+            .map(|v| rank::cosine(query, &v));
+        out.push((m, score));
+    }
+    Ok(out)
 }
 
 /// The caller's memories ranked by similarity to `query`, best first, each with its
@@ -193,25 +227,13 @@ pub fn ranked_memories(
     let Some(e) = embedder(ctx) else {
         return Ok(Vec::new());
     };
-    backfill(ctx, user_id, Kind::Memory);
-    let (best, _) = store::nearest(
-        ctx.db,
-        user_id,
-        Kind::Memory,
-        e.model(),
-        query,
-        limit,
-        SCAN_LIMIT,
-    )?;
-    let ids: Vec<String> = best.iter().map(|(id, _)| id.clone()).collect();
-    let mut found = memory::by_ids(ctx.db, user_id, &ids)?;
-    let mut out = Vec::with_capacity(best.len());
-    for (id, score) in best {
-        if let Some(i) = found.iter().position(|m| m.id == id) {
-            out.push((found.swap_remove(i), score));
-        }
-    }
-    Ok(out)
+    let mut ranked: Vec<(Memory, f32)> = scored_memories(ctx, e.as_ref(), user_id, query)?
+        .into_iter()
+        .filter_map(|(m, s)| s.map(|s| (m, s)))
+        .collect();
+    ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+    ranked.truncate(limit);
+    Ok(ranked)
 }
 
 /// The memories for a chat prompt within `budget` tokens: pinned ones first, then
@@ -224,21 +246,16 @@ pub fn memories_for_prompt(
     query: Option<&[f32]>,
     budget: i64,
 ) -> ApiResult<Vec<(Memory, Option<f32>)>> {
-    let candidates: Vec<(Memory, Option<f32>)> = match query {
-        Some(q) if ctx.settings.semantic_memory => {
-            let mut chosen: Vec<(Memory, Option<f32>)> = memory::pinned(ctx.db, user_id)?
+    let candidates: Vec<(Memory, Option<f32>)> = match (query, embedder(ctx)) {
+        (Some(q), Some(e)) if ctx.settings.semantic_memory => {
+            let scored = scored_memories(ctx, e.as_ref(), user_id, q)?;
+            let (pinned, rest): (Vec<_>, Vec<_>) = scored.into_iter().partition(|(m, _)| m.pinned);
+            let mut relevant: Vec<(Memory, Option<f32>)> = rest
                 .into_iter()
-                .map(|m| (m, None))
+                .filter(|(_, s)| s.is_some_and(|s| s >= ctx.settings.memory_min_score))
                 .collect();
-            let ranked = ranked_memories(ctx, user_id, q, 100)?;
-            for (m, score) in ranked {
-                if let Some(pinned) = chosen.iter_mut().find(|(p, _)| p.id == m.id) {
-                    pinned.1 = Some(score);
-                } else if score >= ctx.settings.memory_min_score {
-                    chosen.push((m, Some(score)));
-                }
-            }
-            chosen
+            relevant.sort_by(|a, b| b.1.unwrap_or(0.0).total_cmp(&a.1.unwrap_or(0.0)));
+            pinned.into_iter().chain(relevant).collect()
         }
         _ => memory::all(ctx.db, user_id)?
             .into_iter()
@@ -361,7 +378,7 @@ fn semantic_hits(
     limit: i64,
 ) -> ApiResult<(Vec<SearchHit>, Method)> {
     let e = embedder(ctx).ok_or_else(unavailable)?;
-    backfill(ctx, user_id, Kind::Message);
+    backfill_messages(ctx, user_id);
     let indexed = store::nearest_indexed(
         ctx.db,
         user_id,

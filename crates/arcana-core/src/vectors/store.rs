@@ -195,25 +195,6 @@ pub fn nearest_indexed(
     Ok(Some(own))
 }
 
-/// Up to `limit` of the caller's memories without a vector of `model`: `(id, text)`.
-pub fn memories_without(
-    db: &dyn Db,
-    user_id: &str,
-    model: &str,
-    limit: usize,
-) -> Result<Vec<(String, String)>, DbError> {
-    let rows = db.query(
-        "SELECT m.id, m.key, m.value FROM context_memory m
-         LEFT JOIN vectors v ON v.item_kind = 'memory' AND v.item_id = m.id AND v.model = ?2
-         WHERE m.user_id = ?1 AND v.item_id IS NULL
-         ORDER BY m.updated_at DESC LIMIT ?3",
-        &[user_id.into(), model.into(), (limit as i64).into()],
-    )?;
-    rows.iter()
-        .map(|r| Ok((r.text(0)?, memory_text(&r.text(1)?, &r.text(2)?))))
-        .collect()
-}
-
 /// How many of a caller's newest messages the backfill looks through per request: its
 /// cost stays bounded however many messages there are (older ones without a vector,
 /// from a large import, are found by keyword only; see README).
