@@ -113,13 +113,16 @@ fn set_pinned(db: &dyn Db, memory_id: &str, pinned: bool) -> Result<(), DbError>
     db.execute(sql, &[memory_id.into()])
 }
 
+/// A memory with its vector of one model, when it has one.
+pub type WithVector = (Memory, Option<Vec<f32>>);
+
 /// Every memory of the caller (key order, at most 1,000) with its vector of `model` when
 /// it has one: in one statement, all that choosing memories by relevance needs.
 pub fn all_with_vectors(
     db: &dyn Db,
     user_id: &str,
     model: &str,
-) -> Result<Vec<(Memory, Option<Vec<f32>>)>, DbError> {
+) -> Result<Vec<WithVector>, DbError> {
     let rows = db.query(
         &format!(
             "SELECT {QUALIFIED_COLUMNS}, v.vector FROM context_memory m
