@@ -37,15 +37,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut results = serde_json::Map::new();
     let mut seeded = 0;
     for total in [1_000usize, args.messages] {
-        let users = [user_id.clone()];
-        let seed = crate::seed::Seed {
-            users: &users,
-            start: seeded,
-            count: total - seeded,
-            at: &|_| "2026-01-01T00:00:00.000Z".to_string(),
-            ledger: false,
-        };
-        crate::seed::messages(&runner.db_path(), &seed).await?;
+        crate::seed::messages_of(&runner.db_path(), &user_id, seeded, total).await?;
         seeded = total;
         let get = |path: String| crate::latency::get(&http, runner.at(&path), &token);
         let health = p50_p99(n, get("/api/health".into())).await?;

@@ -86,3 +86,22 @@ pub async fn messages(db_path: &std::path::Path, seed: &Seed<'_>) -> anyhow::Res
     }
     Ok(())
 }
+
+/// Messages `from..to` of one user (continuing an earlier call), all at one time, no
+/// ledger: the search and history benchmarks' corpus.
+pub async fn messages_of(
+    db_path: &std::path::Path,
+    user: &str,
+    from: usize,
+    to: usize,
+) -> anyhow::Result<()> {
+    let users = [user.to_string()];
+    let seed = Seed {
+        users: &users,
+        start: from,
+        count: to - from,
+        at: &|_| "2026-01-01T00:00:00.000Z".to_string(),
+        ledger: false,
+    };
+    messages(db_path, &seed).await
+}

@@ -198,15 +198,7 @@ async fn message_search(env: &Backend, n: usize, large: usize) -> anyhow::Result
     let mut seeded = 0;
     for total in [1_000usize, large] {
         let started = std::time::Instant::now();
-        let users = [user.clone()];
-        let seed = crate::seed::Seed {
-            users: &users,
-            start: seeded,
-            count: total - seeded,
-            at: &|_| "2026-01-01T00:00:00.000Z".to_string(),
-            ledger: false,
-        };
-        crate::seed::messages(&db, &seed).await?;
+        crate::seed::messages_of(&db, &user, seeded, total).await?;
         seed_vectors(&db, &user, seeded, total - seeded).await?;
         println!(
             "seeded {total} messages with vectors in {:.0} s",

@@ -85,6 +85,14 @@ export async function guarded<T>(task: () => Promise<T>): Promise<T | undefined>
   }
 }
 
+/** A form's submit handler: no page load, `task` run with its error shown. */
+export function submitting(task: () => Promise<void>): (e: Event) => void {
+  return (e: Event) => {
+    e.preventDefault();
+    void guarded(task);
+  };
+}
+
 /** A short, readable date-time. */
 export function when(iso: string | null | undefined): string {
   if (!iso) return '';

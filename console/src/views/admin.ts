@@ -3,7 +3,7 @@
 // (`llm:admin`, `users:admin`); the API enforces them either way.
 
 import { api, ok, type Schemas } from '../api';
-import { field, guarded, h, replace, table, when } from '../dom';
+import { field, guarded, h, replace, submitting, table, when } from '../dom';
 import type { View } from './view';
 
 /** The document types the list as PublicProvider[]; admins get every Provider field. */
@@ -78,16 +78,13 @@ export function adminView(root: HTMLElement, me: Schemas['MeResponse']): View {
       'form',
       {
         class: 'inline-form',
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          void guarded(async () => {
-            const body: Schemas['ProviderInput'] = { name: name.value.trim(), kind: kind.value as Schemas['ProviderKind'], base_url: base.value.trim() };
-            if (key.value) body.api_key = key.value;
-            await ok(api.POST('/api/arcana/llm/providers', { body }));
-            form.reset();
-            await loadProviders();
-          });
-        },
+        onsubmit: submitting(async () => {
+          const body: Schemas['ProviderInput'] = { name: name.value.trim(), kind: kind.value as Schemas['ProviderKind'], base_url: base.value.trim() };
+          if (key.value) body.api_key = key.value;
+          await ok(api.POST('/api/arcana/llm/providers', { body }));
+          form.reset();
+          await loadProviders();
+        }),
       },
       field('Name', name),
       field('Kind', kind),
@@ -156,26 +153,23 @@ export function adminView(root: HTMLElement, me: Schemas['MeResponse']): View {
       'form',
       {
         class: 'inline-form',
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          void guarded(async () => {
-            const body: Schemas['ModelInput'] = {
-              provider_id: modelProvider.value,
-              model_name: name.value.trim(),
-              display_name: display.value.trim() || null,
-              max_tokens: Number(maxTokens.value),
-              context_window: Number(context.value),
-              tags: list(tags.value),
-              is_default: isDefault.checked,
-            };
-            await ok(api.POST('/api/arcana/llm/models', { body }));
-            name.value = '';
-            display.value = '';
-            tags.value = '';
-            isDefault.checked = false;
-            await loadModels();
-          });
-        },
+        onsubmit: submitting(async () => {
+          const body: Schemas['ModelInput'] = {
+            provider_id: modelProvider.value,
+            model_name: name.value.trim(),
+            display_name: display.value.trim() || null,
+            max_tokens: Number(maxTokens.value),
+            context_window: Number(context.value),
+            tags: list(tags.value),
+            is_default: isDefault.checked,
+          };
+          await ok(api.POST('/api/arcana/llm/models', { body }));
+          name.value = '';
+          display.value = '';
+          tags.value = '';
+          isDefault.checked = false;
+          await loadModels();
+        }),
       },
       field('Provider', modelProvider),
       field('Model name', name),
@@ -253,22 +247,19 @@ export function adminView(root: HTMLElement, me: Schemas['MeResponse']): View {
       'form',
       {
         class: 'inline-form',
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          void guarded(async () => {
-            const body: Schemas['RuleInput'] = {
-              name: name.value.trim(),
-              priority: Number(priority.value),
-              target_model_id: ruleTarget.value,
-              fallback_model_ids: Array.from(ruleFallbacks.selectedOptions, (o) => o.value),
-              conditions: { tags: list(tags.value), pattern: pattern.value.trim() || null },
-              enabled: true,
-            };
-            await ok(api.POST('/api/arcana/llm/routing-rules', { body }));
-            form.reset();
-            await loadRules();
-          });
-        },
+        onsubmit: submitting(async () => {
+          const body: Schemas['RuleInput'] = {
+            name: name.value.trim(),
+            priority: Number(priority.value),
+            target_model_id: ruleTarget.value,
+            fallback_model_ids: Array.from(ruleFallbacks.selectedOptions, (o) => o.value),
+            conditions: { tags: list(tags.value), pattern: pattern.value.trim() || null },
+            enabled: true,
+          };
+          await ok(api.POST('/api/arcana/llm/routing-rules', { body }));
+          form.reset();
+          await loadRules();
+        }),
       },
       field('Name', name),
       field('Priority (lower first)', priority),
@@ -318,13 +309,10 @@ export function adminView(root: HTMLElement, me: Schemas['MeResponse']): View {
       'form',
       {
         class: 'inline-form',
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          void guarded(async () => {
-            const body: Schemas['ExplainRequest'] = { message: message.value, tags: list(tags.value), model: explainModel.value || null };
-            showDecision(await ok(api.POST('/api/arcana/llm/route/explain', { body })));
-          });
-        },
+        onsubmit: submitting(async () => {
+          const body: Schemas['ExplainRequest'] = { message: message.value, tags: list(tags.value), model: explainModel.value || null };
+          showDecision(await ok(api.POST('/api/arcana/llm/route/explain', { body })));
+        }),
       },
       field('Message', message),
       field('Tags', tags),
@@ -368,13 +356,10 @@ export function adminView(root: HTMLElement, me: Schemas['MeResponse']): View {
       'form',
       {
         class: 'inline-form',
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          void guarded(async () => {
-            const body: Schemas['EmbeddingModelChoice'] = { model_id: embeddingModel.value || null };
-            showEmbedding(await ok(api.PUT('/api/arcana/llm/embedding-model', { body })));
-          });
-        },
+        onsubmit: submitting(async () => {
+          const body: Schemas['EmbeddingModelChoice'] = { model_id: embeddingModel.value || null };
+          showEmbedding(await ok(api.PUT('/api/arcana/llm/embedding-model', { body })));
+        }),
       },
       field('Embed with', embeddingModel),
       h('button', { type: 'submit', class: 'primary', 'data-testid': 'embedding-save' }, 'Use for embeddings'),
@@ -418,20 +403,17 @@ export function adminView(root: HTMLElement, me: Schemas['MeResponse']): View {
       'form',
       {
         class: 'inline-form',
-        onsubmit: (e: Event) => {
-          e.preventDefault();
-          void guarded(async () => {
-            const body: Schemas['CreateUserRequest'] = {
-              username: username.value.trim(),
-              password: password.value,
-              role: role.value as Schemas['UserRole'],
-              permissions: perms.filter((c) => c.checked).map((c) => c.value as Schemas['Permission']),
-            };
-            await ok(api.POST('/api/admin/users', { body }));
-            form.reset();
-            await loadUsers();
-          });
-        },
+        onsubmit: submitting(async () => {
+          const body: Schemas['CreateUserRequest'] = {
+            username: username.value.trim(),
+            password: password.value,
+            role: role.value as Schemas['UserRole'],
+            permissions: perms.filter((c) => c.checked).map((c) => c.value as Schemas['Permission']),
+          };
+          await ok(api.POST('/api/admin/users', { body }));
+          form.reset();
+          await loadUsers();
+        }),
       },
       field('User name', username),
       field('Password', password),

@@ -3,7 +3,7 @@
 // replaces (POST upserts by key), pins, deletes, and searches memories by meaning.
 
 import { api, ApiError, ok, type Schemas } from '../api';
-import { field, guarded, h, replace, table, when } from '../dom';
+import { field, guarded, h, replace, submitting, table, when } from '../dom';
 import type { View } from './view';
 
 type Memory = Schemas['Memory'];
@@ -21,7 +21,7 @@ export function memoryView(root: HTMLElement): View {
 
   const form = h(
     'form',
-    { class: 'card form-grid', onsubmit: (e: Event) => (e.preventDefault(), void guarded(save)) },
+    { class: 'card form-grid', onsubmit: submitting(save) },
     h('h2', {}, 'Add or replace a memory'),
     field('Key', key),
     field('Value (JSON, or plain text)', value),
@@ -30,7 +30,7 @@ export function memoryView(root: HTMLElement): View {
   );
   const searchForm = h(
     'form',
-    { class: 'card', onsubmit: (e: Event) => (e.preventDefault(), void guarded(search)) },
+    { class: 'card', onsubmit: submitting(search) },
     h('h2', {}, 'Search memories by meaning'),
     h('div', { class: 'search-row' }, query, h('button', { type: 'submit', 'data-testid': 'memory-search-go' }, 'Search')),
     found,

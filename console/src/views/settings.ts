@@ -2,7 +2,7 @@
 // (default model, system prompt, sampling, reply length).
 
 import { api, ok, type Schemas } from '../api';
-import { field, guarded, h, replace } from '../dom';
+import { field, guarded, h, replace, submitting } from '../dom';
 import type { View } from './view';
 
 export function settingsView(root: HTMLElement, me: Schemas['MeResponse']): View {
@@ -35,7 +35,7 @@ export function settingsView(root: HTMLElement, me: Schemas['MeResponse']): View
       ),
       h(
         'form',
-        { class: 'card form-grid', onsubmit: (e: Event) => (e.preventDefault(), void guarded(save)) },
+        { class: 'card form-grid', onsubmit: submitting(save) },
         h('h2', {}, 'Preferences'),
         field('Default model', model),
         field('System prompt', system),
