@@ -82,14 +82,7 @@ both_hosts! {
         let env = backend().await;
         let Some(origin) = Origin::start(&env.runner) else { return };
         let http = client();
-        let health: Value = http
-            .get(origin.at("/api/arcana/terminal/health"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let health = arcana_tests::get_json(&origin.at("/api/arcana/terminal/health"), None).await;
         assert_eq!(health["status"], "ok");
 
         // A ticket from the origin opens a shell on it, as a page there does.

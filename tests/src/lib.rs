@@ -655,17 +655,18 @@ pub async fn login(runner: &Runner, username: &str, password: &str) -> String {
         .to_string()
 }
 
+/// `GET url` (with a bearer token when given) as JSON; panics when it is not JSON.
+pub async fn get_json(url: &str, token: Option<&str>) -> serde_json::Value {
+    let mut req = client().get(url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 /// The id of the user a token belongs to (`GET /api/auth/me`).
 pub async fn user_id(runner: &Runner, token: &str) -> String {
-    let me: serde_json::Value = client()
-        .get(runner.at("/api/auth/me"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let me = get_json(&runner.at("/api/auth/me"), Some(token)).await;
     me["id"].as_str().expect("me has an id").to_string()
 }
 
